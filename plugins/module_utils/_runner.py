@@ -1,0 +1,240 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+One small interface for running client programs (pg_dump, psql, pg_restore) either as local processes
+or inside a container through ``docker exec``, so the modules never care which one they got:
+
+* ``stream(argv)``: a process whose stdout is read as a stream of chunks; ``finish()`` returns its
+  exit code and stderr, so every exit code is checked.
+* ``session(argv)``: a process we talk to line by line over stdin/stdout (an interactive psql).
+* ``run(argv, input_chunks)``: run to completion, feeding stdin from an iterator, collecting output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+CHUNK_SIZE = 1024 * 1024
+STDERR_LIMIT = 64 * 1024
+
+
+class CommandError(Exception):
+    """A client program failed; ``stderr`` carries what it said."""
+
+    def __init__(self, argv, rc, stderr):
+        self.argv = list(argv)
+        self.rc = rc
+        self.stderr = stderr
+        what = os.path.basename(str(argv[0])) if argv else "command"
+        if rc is not None and rc < 0:
+            status = "was killed by signal %d" % -rc
+        else:
+            status = "exited with code %s" % rc
+        super().__init__("%s %s: %s" % (what, status, stderr.strip() or "(no error output)"))
+
+
+class BoundedBuffer:
+    """Keeps the first and the last bytes of a stream that may be large (stderr of a long dump)."""
+
+    def __init__(self, limit=STDERR_LIMIT):
+        self.limit = limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data):
+        room = self.limit // 2 - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            excess = len(self.tail) - self.limit // 2
+            if excess > 0:
+                del self.tail[:excess]
+                self.dropped += excess
+
+    def text(self):
+        middle = ("\n[... %d bytes left out ...]\n" % self.dropped).encode() if self.dropped else b""
+        return bytes(self.head + middle + self.tail).decode("utf-8", "replace")
+
+
+class LineReader:
+    """Splits a chunk source into lines; ``read_chunk`` returns b'' at the end of the stream."""
+
+    def __init__(self, read_chunk):
+        self._read_chunk = read_chunk
+        self._buffer = b""
+        self._eof = False
+
+    def readline(self):
+        while b"\n" not in self._buffer and not self._eof:
+            chunk = self._read_chunk()
+            if not chunk:
+                self._eof = True
+            self._buffer += chunk
+        if b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            return line + b"\n"
+        line, self._buffer = self._buffer, b""
+        return line
+
+
+class LocalStream:
+    """A local process whose stdout we stream."""
+
+    def __init__(self, argv, env):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self._stderr = BoundedBuffer()
+        self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
+        self._stderr_thread.start()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def read(self):
+        return self.proc.stdout.read1(CHUNK_SIZE)
+
+    def finish(self):
+        self.proc.stdout.close()
+        rc = self.proc.wait()
+        self._stderr_thread.join()
+        return rc, self._stderr.text()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.finish()
+
+
+class LocalSession:
+    """An interactive local process (psql) we write to and read lines from."""
+
+    def __init__(self, argv, env):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        self._stderr = BoundedBuffer()
+        self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
+        self._stderr_thread.start()
+        self._lines = LineReader(lambda: self.proc.stdout.read1(65536))
+
+    def write(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def readline(self):
+        return self._lines.readline()
+
+    def stderr_text(self):
+        return self._stderr.text()
+
+    def close(self):
+        for stream in (self.proc.stdin,):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._stderr_thread.join()
+        self.proc.stdout.close()
+        return rc, self._stderr.text()
+
+
+class LocalRunner:
+    """Runs the client programs on this host."""
+
+    kind = "host"
+
+    def __init__(self, env=None, bin_dir=None):
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.bin_dir = bin_dir
+
+    def _argv(self, argv):
+        if self.bin_dir and not os.path.isabs(argv[0]):
+            return [os.path.join(self.bin_dir, argv[0])] + list(argv[1:])
+        return list(argv)
+
+    def has_program(self, name):
+        if self.bin_dir:
+            return os.access(os.path.join(self.bin_dir, name), os.X_OK)
+        return any(os.access(os.path.join(d, name), os.X_OK)
+                   for d in self.env.get("PATH", os.defpath).split(os.pathsep))
+
+    def stream(self, argv):
+        return LocalStream(self._argv(argv), self.env)
+
+    def session(self, argv):
+        return LocalSession(self._argv(argv), self.env)
+
+    def run(self, argv, input_chunks=None):
+        proc = subprocess.Popen(self._argv(argv),
+                                stdin=subprocess.PIPE if input_chunks is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env)
+        feeder = None
+        if input_chunks is not None:
+            feeder = start_feeder(proc.stdin.write, proc.stdin.close, input_chunks)
+        err = BoundedBuffer()
+        err_thread = threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)
+        err_thread.start()
+        out = proc.stdout.read()
+        rc = proc.wait()
+        err_thread.join()
+        join_feeder(feeder)
+        return rc, out, err.text()
+
+
+def _drain(stream, buffer):
+    for data in iter(lambda: stream.read1(65536), b""):
+        buffer.add(data)
+
+
+def start_feeder(write, close, chunks):
+    """Feed ``chunks`` to a process's stdin from a thread of its own."""
+    thread = threading.Thread(target=feed_stdin, args=(write, close, chunks), daemon=True)
+    thread.start()
+    return thread
+
+
+def join_feeder(thread):
+    """Wait for a feeder and re-raise what its chunk source raised (a checksum or decompression error)."""
+    if thread is None:
+        return
+    thread.join()
+    if getattr(thread, "error", None) is not None:
+        raise thread.error
+
+
+def feed_stdin(write, close, chunks):
+    """Write every chunk, then close. A reader that stops early (EPIPE) is not an error here: the
+    caller judges the reader by its exit code. Errors of the chunk source itself are re-raised by the
+    caller through the thread's ``error`` attribute."""
+    thread = threading.current_thread()
+    thread.error = None
+    try:
+        for chunk in chunks:
+            try:
+                write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                # keep consuming the source so its own checks (checksums, decompression) still run
+                for _ in chunks:
+                    pass
+                break
+    except Exception as exc:  # pylint: disable=broad-except
+        thread.error = exc
+    finally:
+        try:
+            close()
+        except OSError:
+            pass

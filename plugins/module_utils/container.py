@@ -1,0 +1,258 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run client programs inside a running container through the docker SDK, with streamed stdin and
+stdout and checked exit codes: the runbooks' ``docker compose exec -T postgres pg_dump``, done right.
+
+``ContainerRunner`` has the same interface as ``_runner.LocalRunner`` (stream, session, run), so the
+modules never care where pg_dump runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import time
+import traceback
+
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
+    BoundedBuffer,
+    LineReader,
+    join_feeder,
+    start_feeder,
+)
+
+DOCKER_IMPORT_ERROR = None
+try:
+    import docker
+    from docker.errors import DockerException, NotFound, APIError
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+    DockerException = NotFound = APIError = Exception
+
+STDOUT, STDERR = 1, 2
+
+
+def docker_argument_spec():
+    """Options shared by every module that can run its client inside a container."""
+    return dict(
+        container=dict(type="str"),
+        container_user=dict(type="str"),
+        docker_host=dict(type="str"),
+    )
+
+
+class ContainerError(Exception):
+    """The container cannot be used; the message says why and what to do."""
+
+
+def docker_client(docker_host=None):
+    """A docker SDK client for ``docker_host`` (or DOCKER_HOST, or the local socket)."""
+    try:
+        if docker_host:
+            return docker.DockerClient(base_url=docker_host, version="auto")
+        return docker.from_env(version="auto")
+    except DockerException as exc:
+        raise ContainerError("cannot talk to the docker engine (%s): %s. Start docker, or set docker_host."
+                             % (docker_host or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), exc))
+
+
+def _raw_socket(sock):
+    # exec_start(socket=True) hands back a SocketIO over the real socket; half-closing needs the latter
+    return getattr(sock, "_sock", sock)
+
+
+class _Frames:
+    """Reads docker's multiplexed attach stream (8-byte header: stream id, size) from a raw socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self._buf = bytearray()
+        self.eof = False
+
+    def _fill(self, n):
+        while len(self._buf) < n:
+            data = self.sock.recv(max(n - len(self._buf), 1024 * 1024))
+            if not data:
+                self.eof = True
+                return False
+            self._buf += data
+        return True
+
+    def next(self):
+        """(stream id, payload) of the next frame, or (None, b'') at the end."""
+        if not self._fill(8):
+            return None, b""
+        stream_id, size = struct.unpack(">BxxxL", bytes(self._buf[:8]))
+        del self._buf[:8]
+        if not self._fill(size):
+            data, self._buf = bytes(self._buf), bytearray()
+            return stream_id, data
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return stream_id, data
+
+
+class _Exec:
+    """One ``docker exec`` with its attach socket."""
+
+    def __init__(self, runner, argv, stdin):
+        self.runner = runner
+        self.argv = list(argv)
+        api = runner.client.api
+        try:
+            self.exec_id = api.exec_create(runner.container, self.argv, stdout=True, stderr=True, stdin=stdin,
+                                           tty=False, user=runner.user or "", environment=runner.env)["Id"]
+            self._sock_io = api.exec_start(self.exec_id, socket=True)
+        except APIError as exc:
+            raise ContainerError("docker exec %s in container %s failed: %s"
+                                 % (self.argv[0], runner.container, exc.explanation or exc))
+        self.sock = _raw_socket(self._sock_io)
+        self.frames = _Frames(self.sock)
+        self.stderr = BoundedBuffer()
+
+    def read_stdout(self):
+        """The next stdout payload; b'' at the end. stderr frames are kept aside."""
+        while True:
+            stream_id, data = self.frames.next()
+            if stream_id is None:
+                return b""
+            if stream_id == STDERR:
+                self.stderr.add(data)
+                continue
+            if data:
+                return data
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+    def close_stdin(self):
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def exit_code(self):
+        api = self.runner.client.api
+        deadline = time.monotonic() + 30
+        while True:
+            info = api.exec_inspect(self.exec_id)
+            if not info.get("Running") or time.monotonic() > deadline:
+                return info.get("ExitCode")
+            time.sleep(0.05)
+
+    def finish(self):
+        while self.read_stdout():
+            pass
+        self._close_socket()
+        return self.exit_code(), self.stderr.text()
+
+    def _close_socket(self):
+        for closer in (self._sock_io.close, self.sock.close):
+            try:
+                closer()
+            except OSError:
+                pass
+
+    def kill(self):
+        """Stop the process: closing the stream gives it EPIPE; the host pid (same machine) ends it now."""
+        try:
+            pid = self.runner.client.api.exec_inspect(self.exec_id).get("Pid")
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+        except (APIError, OSError):
+            pass
+        self._close_socket()
+
+
+class ContainerStream:
+    def __init__(self, runner, argv):
+        self.argv = argv
+        self._exec = _Exec(runner, argv, stdin=False)
+
+    @property
+    def pid(self):
+        return self._exec.runner.client.api.exec_inspect(self._exec.exec_id).get("Pid")
+
+    def read(self):
+        return self._exec.read_stdout()
+
+    def finish(self):
+        return self._exec.finish()
+
+    def kill(self):
+        self._exec.kill()
+
+
+class ContainerSession:
+    def __init__(self, runner, argv):
+        self.argv = argv
+        self._exec = _Exec(runner, argv, stdin=True)
+        self._lines = LineReader(self._exec.read_stdout)
+
+    def write(self, data):
+        self._exec.write(data)
+
+    def readline(self):
+        return self._lines.readline()
+
+    def stderr_text(self):
+        return self._exec.stderr.text()
+
+    def close(self):
+        self._exec.close_stdin()
+        return self._exec.finish()
+
+
+class ContainerRunner:
+    """Runs the client programs inside ``container`` (name or id) through ``docker exec``."""
+
+    kind = "container"
+
+    def __init__(self, client, container, user=None, env=None):
+        self.client = client
+        self.container = container
+        self.user = user
+        self.env = dict(env or {})
+        try:
+            info = client.api.inspect_container(container)
+        except NotFound:
+            raise ContainerError("container %r does not exist on this host. Name a running container in "
+                                 "'container' (see `docker ps`), or leave it out to run on the host." % container)
+        except DockerException as exc:
+            raise ContainerError("cannot inspect container %r: %s" % (container, exc))
+        if not info.get("State", {}).get("Running"):
+            raise ContainerError("container %r is not running (state: %s). Start it first."
+                                 % (container, info.get("State", {}).get("Status")))
+        self.container_id = info["Id"]
+
+    def has_program(self, name):
+        rc, _out, _err = self.run(["sh", "-c", 'command -v "$0" >/dev/null', name])
+        return rc == 0
+
+    def stream(self, argv):
+        return ContainerStream(self, argv)
+
+    def session(self, argv):
+        return ContainerSession(self, argv)
+
+    def run(self, argv, input_chunks=None):
+        ex = _Exec(self, argv, stdin=input_chunks is not None)
+        feeder = None
+        if input_chunks is not None:
+            feeder = start_feeder(ex.write, ex.close_stdin, input_chunks)
+        out = bytearray()
+        for data in iter(ex.read_stdout, b""):
+            out += data
+        rc, err = ex.finish()
+        join_feeder(feeder)
+        return rc, bytes(out), err
+
+    def get_archive(self, path):
+        """A tar stream of ``path`` in the container (chunks of bytes)."""
+        try:
+            stream, _stat = self.client.api.get_archive(self.container, path, chunk_size=1024 * 1024)
+        except APIError as exc:
+            raise ContainerError("cannot copy %s out of container %s: %s" % (path, self.container, exc))
+        return stream

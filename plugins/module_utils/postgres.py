@@ -1,0 +1,192 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL plumbing shared by every module: the connection options (named as in
+community.postgresql), the libpq environment they become (a password never goes into argv), the
+client runner (host or container), and a psql session used for versions, snapshots and row counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
+from ansible_collections.stackops.runbook.plugins.module_utils.container import (
+    ContainerRunner,
+    docker_argument_spec,
+    docker_client,
+)
+
+SSL_MODES = ["allow", "disable", "prefer", "require", "verify-ca", "verify-full"]
+SENTINEL = "__stackops_runbook_end__"
+
+# ordinary tables of the database, leaving out system schemas and tables owned by extensions
+USER_TABLES_SQL = """
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_(toast|temp_)'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+EXACT_COUNTS_SQL = ("SELECT format('SELECT json_build_array(%%L, count(*)) FROM %%I.%%I', "
+                    "n.nspname || '.' || c.relname, n.nspname, c.relname) %s ORDER BY 1 \\gexec" % USER_TABLES_SQL)
+ESTIMATED_COUNTS_SQL = ("SELECT json_build_array(n.nspname || '.' || c.relname, "
+                        "CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END) %s ORDER BY 1;"
+                        % USER_TABLES_SQL)
+
+
+def postgres_common_argument_spec():
+    """Connection options shared by every module (see the stackops.runbook.postgres doc fragment)."""
+    spec = dict(
+        login_host=dict(type="str"),
+        login_port=dict(type="int", default=5432),
+        login_user=dict(type="str", default="postgres"),
+        login_password=dict(type="str", no_log=True),
+        login_unix_socket=dict(type="str"),
+        ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
+        ca_cert=dict(type="path"),
+        bin_dir=dict(type="path"),
+    )
+    spec.update(docker_argument_spec())
+    return spec
+
+
+class PostgresError(Exception):
+    """A PostgreSQL client step failed; the message says what to do."""
+
+
+def _passfile_escape(value):
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+def libpq_env(params, secrets_dir=None):
+    """The libpq environment for the connection options. On the host the password goes to a 0600
+    passfile in ``secrets_dir``; inside a container it goes to the exec's environment. Never argv."""
+    env = {"PGAPPNAME": "stackops.runbook", "PGCONNECT_TIMEOUT": "10"}
+    if params.get("login_host"):
+        env["PGHOST"] = params["login_host"]
+    elif params.get("login_unix_socket"):
+        env["PGHOST"] = params["login_unix_socket"]
+    if params.get("login_port"):
+        env["PGPORT"] = str(params["login_port"])
+    if params.get("login_user"):
+        env["PGUSER"] = params["login_user"]
+    if params.get("ssl_mode"):
+        env["PGSSLMODE"] = params["ssl_mode"]
+    if params.get("ca_cert"):
+        env["PGSSLROOTCERT"] = params["ca_cert"]
+    password = params.get("login_password")
+    if password:
+        if params.get("container"):
+            env["PGPASSWORD"] = password
+        else:
+            passfile = os.path.join(secrets_dir, "pgpass")
+            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write("*:*:*:*:%s\n" % _passfile_escape(password))
+            env["PGPASSFILE"] = passfile
+    return env
+
+
+class ClientContext:
+    """The runner for the client programs plus a private directory for the passfile; use as a
+    context manager so the passfile never outlives the task."""
+
+    def __init__(self, params):
+        self.params = params
+        self.secrets_dir = None
+        self.runner = None
+
+    def __enter__(self):
+        self.secrets_dir = tempfile.mkdtemp(prefix="stackops-runbook-")
+        env = libpq_env(self.params, self.secrets_dir)
+        if self.params.get("container"):
+            client = docker_client(self.params.get("docker_host"))
+            self.runner = ContainerRunner(client, self.params["container"], self.params.get("container_user"), env)
+        else:
+            self.runner = LocalRunner(env, self.params.get("bin_dir"))
+        return self.runner
+
+    def __exit__(self, *exc):
+        if self.secrets_dir:
+            for name in os.listdir(self.secrets_dir):
+                os.unlink(os.path.join(self.secrets_dir, name))
+            os.rmdir(self.secrets_dir)
+        return False
+
+
+def client_version(runner, program):
+    """(major, full version string) of a client program such as pg_dump."""
+    rc, out, err = runner.run([program, "--version"])
+    if rc != 0:
+        raise PostgresError("%s is not usable %s: %s. Install the PostgreSQL client (postgresql-client) or set "
+                            "bin_dir." % (program, "in container" if runner.kind == "container" else "on this host",
+                                          err.strip() or "exit code %s" % rc))
+    text = out.decode().strip()
+    match = re.search(r"(\d+)(?:\.(\d+))?", text)
+    return (int(match.group(1)) if match else 0), text
+
+
+class PsqlSession:
+    """An interactive psql (-X -A -t) we send SQL to and read rows from, line by line. One session
+    holds one transaction open, which is what exporting a snapshot to pg_dump needs."""
+
+    def __init__(self, runner, database):
+        self.runner = runner
+        argv = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", database]
+        if not runner.has_program("psql"):
+            raise PostgresError("psql is not available %s; install the PostgreSQL client or set bin_dir"
+                                % ("in the container" if runner.kind == "container" else "on this host"))
+        self.proc = runner.session(argv)
+        self.closed = False
+
+    def query(self, sql):
+        """Run ``sql``; return the output lines."""
+        try:
+            self.proc.write(("%s\n\\echo %s\n" % (sql, SENTINEL)).encode())
+        except OSError:
+            pass  # psql exited (failed to connect); its stderr says why
+        lines = []
+        while True:
+            line = self.proc.readline()
+            if not line:
+                rc, err = self.proc.close()
+                self.closed = True
+                raise CommandError(["psql"], rc, err or self.proc.stderr_text())
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if text == SENTINEL:
+                return lines
+            lines.append(text)
+
+    def scalar(self, sql):
+        lines = self.query(sql)
+        return lines[0] if lines else None
+
+    def server_version(self):
+        return self.scalar("SELECT current_setting('server_version');")
+
+    def export_snapshot(self):
+        """Begin a read-only repeatable-read transaction and export its snapshot for pg_dump."""
+        return self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();")[0]
+
+    def row_counts(self, mode):
+        """{"schema.table": rows} exactly (in this session's snapshot) or as planner estimates."""
+        sql = EXACT_COUNTS_SQL if mode == "exact" else ESTIMATED_COUNTS_SQL
+        counts = {}
+        for line in self.query(sql):
+            if line.strip():
+                table, rows = json.loads(line)
+                counts[table] = rows
+        return counts
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.proc.write(b"\\q\n")
+            except OSError:
+                pass
+            self.proc.close()

@@ -1,0 +1,417 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where backups live: a local directory and an S3 bucket prefix behind one interface (list the
+backups of a label from their manifests, remove one, apply retention), plus the local pieces that
+make a backup safe to write: a lock per destination and files that only get their final name once
+they are complete and on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import time
+import traceback
+
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+
+BOTO3_IMPORT_ERROR = None
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    from boto3.s3.transfer import TransferConfig
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    boto3 = None
+    BOTO3_IMPORT_ERROR = traceback.format_exc()
+
+LOCK_FILE = ".stackops-runbook.lock"
+READ_SIZE = 1024 * 1024
+
+
+class StorageError(Exception):
+    """A storage operation failed; the message says what and where."""
+
+
+class LockBusy(StorageError):
+    pass
+
+
+def s3_argument_spec():
+    """The ``s3`` option (a dict) shared by the modules that read or write offsite backups."""
+    return dict(
+        type="dict",
+        options=dict(
+            bucket=dict(type="str", required=True),
+            prefix=dict(type="str", default=""),
+            endpoint_url=dict(type="str"),
+            region=dict(type="str"),
+            access_key=dict(type="str", no_log=True),
+            secret_key=dict(type="str", no_log=True),
+            session_token=dict(type="str", no_log=True),
+            sse=dict(type="str", choices=["AES256", "aws:kms"]),
+            sse_kms_key_id=dict(type="str", no_log=False),
+            storage_class=dict(type="str"),
+            validate_certs=dict(type="bool", default=True),
+            max_attempts=dict(type="int", default=5),
+            multipart_chunk_size_mb=dict(type="int", default=16),
+        ),
+    )
+
+
+class BackupEntry:
+    """One backup in a storage: its name, time and manifest (None for an orphaned data file)."""
+
+    def __init__(self, name, when, manifest, location):
+        self.name = name
+        self.when = when
+        self.manifest = manifest
+        self.location = location
+
+    @property
+    def verified(self):
+        return bool(self.manifest and self.manifest.get("verified"))
+
+    def as_dict(self):
+        m = self.manifest or {}
+        return dict(name=self.name, location=self.location, time=mf.isoformat(self.when),
+                    database=m.get("database"), kind=m.get("kind"), file=m.get("file"),
+                    size=m.get("size"), sha256=m.get("sha256"), format=m.get("format"),
+                    compression=m.get("compression"), verified=self.verified)
+
+
+def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):
+    """The backups that retention removes, each with the reason.
+
+    A backup is kept while it is among the ``keep_last`` newest *or* younger than ``keep_days``; with
+    only one of the two set, only that one counts; with neither, nothing is removed. The newest
+    verified backup is always kept, whatever its age.
+    """
+    if keep_days is None and keep_last is None:
+        return []
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    ordered = sorted(entries, key=lambda e: e.when, reverse=True)
+    newest_verified = next((e for e in ordered if e.verified), None)
+    pruned = []
+    for index, entry in enumerate(ordered):
+        if entry is newest_verified:
+            continue
+        if keep_last is not None and index < keep_last:
+            continue
+        age = now - entry.when
+        if keep_days is not None and age < datetime.timedelta(days=keep_days):
+            continue
+        reasons = []
+        if keep_days is not None:
+            reasons.append("older than %d days (%.1f days)" % (keep_days, age.total_seconds() / 86400))
+        if keep_last is not None:
+            reasons.append("not among the newest %d" % keep_last)
+        pruned.append((entry, " and ".join(reasons)))
+    return pruned
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class HashingFile:
+    """A new file (mode 0600, never overwriting) that hashes what is written to it."""
+
+    def __init__(self, path):
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.fh = os.fdopen(fd, "wb", buffering=0)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self.fh.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        """Flush to the disk and close."""
+        if not self.fh.closed:
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+
+    def discard(self):
+        if not self.fh.closed:
+            self.fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(READ_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_chunks(path, digest=None):
+    """The chunks of a file, updating ``digest`` on the way."""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(READ_SIZE), b""):
+            if digest is not None:
+                digest.update(chunk)
+            yield chunk
+
+
+def tree_digest(files):
+    """One sha256 for a directory backup: over its sorted ``sha256  relative/path`` lines."""
+    lines = "".join("%s  %s\n" % (f["sha256"], f["path"]) for f in sorted(files, key=lambda f: f["path"]))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+class LocalStorage:
+    """Backups in a local directory."""
+
+    kind = "local"
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def path(self, file_name):
+        return os.path.join(self.directory, file_name)
+
+    def ensure(self):
+        """Create the directory (0700) when missing."""
+        if not os.path.isdir(self.directory):
+            try:
+                os.makedirs(self.directory, mode=0o700)
+            except OSError as exc:
+                raise StorageError("cannot create the backup directory %s: %s" % (self.directory, exc.strerror))
+
+    @contextlib.contextmanager
+    def lock(self, timeout=0):
+        """Hold the destination's lock; wait up to ``timeout`` seconds for another run to finish."""
+        path = self.path(LOCK_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + (timeout or 0)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockBusy("another backup run holds the lock on %s (%s)%s. Wait for it to finish, "
+                                       "or set lock_timeout to wait for it." % (
+                                           self.directory, path,
+                                           " for more than %ss" % timeout if timeout else ""))
+                    time.sleep(0.1)
+            os.ftruncate(fd, 0)
+            os.write(fd, ("%d\n" % os.getpid()).encode())
+            yield
+        finally:
+            os.close(fd)
+
+    def write_file_atomic(self, file_name, data):
+        """Write a small file (a manifest) under its final name, whole or not at all."""
+        final = self.path(file_name)
+        partial = final + mf.PARTIAL_SUFFIX
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+        out = HashingFile(partial)
+        try:
+            out.write(data)
+            out.close()
+            os.rename(partial, final)
+            _fsync_dir(self.directory)
+        except BaseException:
+            out.discard()
+            raise
+        return final
+
+    def commit(self, partial_path, final_path):
+        """Give a complete, fsynced backup (file or directory) its final name."""
+        os.rename(partial_path, final_path)
+        _fsync_dir(self.directory)
+
+    def read_manifest(self, name):
+        try:
+            with open(self.path(mf.manifest_file_name(name)), "rb") as fh:
+                return mf.loads(fh.read(), name)
+        except OSError:
+            return None
+
+    def list_backups(self, label=None, kind=None):
+        """Backups with a manifest of ours, oldest first."""
+        entries = []
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return entries
+        for file_name in names:
+            name = mf.name_of_manifest_file(file_name)
+            if name is None:
+                continue
+            parsed_label, when = mf.parse_name(name)
+            if label is not None and parsed_label != label:
+                continue
+            manifest = self.read_manifest(name)
+            if manifest is None or (kind is not None and manifest.get("kind") != kind):
+                continue
+            entries.append(BackupEntry(name, when, manifest, self.path(manifest["file"])))
+        return sorted(entries, key=lambda e: e.when)
+
+    def stale_partials(self, label):
+        """Leftovers of runs that died (only called while holding the lock, so none is in use)."""
+        found = []
+        for file_name in sorted(os.listdir(self.directory)):
+            if not file_name.endswith(mf.PARTIAL_SUFFIX):
+                continue
+            stem = file_name[:-len(mf.PARTIAL_SUFFIX)]
+            parsed = mf.parse_name(stem.split(".", 1)[0]) if stem.startswith(label + "_") else None
+            if parsed and parsed[0] == label:
+                found.append(self.path(file_name))
+        return found
+
+    @staticmethod
+    def remove_path(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def remove(self, entry):
+        """Remove the data, then the manifest (a manifest without data is pruned next time)."""
+        self.remove_path(entry.location)
+        self.remove_path(self.path(mf.manifest_file_name(entry.name)))
+
+
+def _s3_error(exc, what):
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return "%s: %s %s" % (what, err.get("Code"), err.get("Message", ""))
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "%s: no AWS credentials; set s3.access_key and s3.secret_key or the AWS_* environment" % what
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return "%s: cannot reach the S3 endpoint (%s); check s3.endpoint_url and the network" % (what, exc)
+    return "%s: %s" % (what, exc)
+
+
+class S3Storage:
+    """Backups under a prefix of an S3 bucket (AWS S3, MinIO, any S3 API)."""
+
+    kind = "s3"
+
+    def __init__(self, options):
+        self.options = options
+        self.bucket = options["bucket"]
+        self.prefix = (options.get("prefix") or "").strip("/")
+        config = botocore.config.Config(
+            retries={"max_attempts": max(1, options.get("max_attempts") or 5), "mode": "standard"},
+            connect_timeout=10, read_timeout=60,
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=options.get("endpoint_url"), region_name=options.get("region"),
+            aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
+            aws_session_token=options.get("session_token"), verify=options.get("validate_certs", True),
+            config=config)
+        chunk = max(5, options.get("multipart_chunk_size_mb") or 16) * 1024 * 1024
+        self.transfer = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=4)
+
+    def key(self, file_name):
+        return "%s/%s" % (self.prefix, file_name) if self.prefix else file_name
+
+    def uri(self, file_name):
+        return "s3://%s/%s" % (self.bucket, self.key(file_name))
+
+    def _extra_args(self):
+        extra = {}
+        if self.options.get("sse"):
+            extra["ServerSideEncryption"] = self.options["sse"]
+            if self.options.get("sse_kms_key_id"):
+                extra["SSEKMSKeyId"] = self.options["sse_kms_key_id"]
+        if self.options.get("storage_class"):
+            extra["StorageClass"] = self.options["storage_class"]
+        return extra
+
+    def upload_file(self, local_path, file_name):
+        try:
+            with open(local_path, "rb") as fh:
+                self.client.upload_fileobj(fh, self.bucket, self.key(file_name), ExtraArgs=self._extra_args(),
+                                           Config=self.transfer)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                boto3.exceptions.S3UploadFailedError) as exc:
+            raise StorageError(_s3_error(exc, "upload to %s failed" % self.uri(file_name)))
+
+    def upload_backup(self, local, manifest):
+        """Upload a backup's data (a file, or every file of a directory backup), then its manifest, so a
+        manifest in S3 always means the data before it arrived whole."""
+        data_path = local.path(manifest["file"])
+        if os.path.isdir(data_path):
+            for item in manifest.get("files", []):
+                self.upload_file(os.path.join(data_path, item["path"]), "%s/%s" % (manifest["file"], item["path"]))
+        else:
+            self.upload_file(data_path, manifest["file"])
+        manifest_name = mf.manifest_file_name(manifest["name"])
+        self.upload_file(local.path(manifest_name), manifest_name)
+        return self.uri(manifest["file"])
+
+    def _list_keys(self, prefix):
+        keys = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageError(_s3_error(exc, "listing s3://%s/%s failed" % (self.bucket, prefix)))
+        return keys
+
+    def read_manifest(self, name):
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(mf.manifest_file_name(name)))["Body"]
+            return mf.loads(body.read(), name)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            return None
+
+    def list_backups(self, label=None, kind=None):
+        base = self.key("")
+        entries = []
+        for key in self._list_keys(base + (label + "_" if label else "")):
+            rest = key[len(base):]
+            if "/" in rest:
+                continue
+            name = mf.name_of_manifest_file(rest)
+            if name is None:
+                continue
+            parsed_label, when = mf.parse_name(name)
+            if label is not None and parsed_label != label:
+                continue
+            manifest = self.read_manifest(name)
+            if manifest is None or (kind is not None and manifest.get("kind") != kind):
+                continue
+            entries.append(BackupEntry(name, when, manifest, self.uri(manifest["file"])))
+        return sorted(entries, key=lambda e: e.when)
+
+    def remove(self, entry):
+        data_key = self.key(entry.manifest["file"])
+        keys = [data_key]
+        if entry.manifest.get("format") == "directory":
+            keys = self._list_keys(data_key + "/")
+        keys.append(self.key(mf.manifest_file_name(entry.name)))
+        try:
+            for start in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[start:start + 1000]]
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageError(_s3_error(exc, "removing %s failed" % entry.location))

@@ -1,0 +1,553 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: Back up a PostgreSQL database safely, verified, with retention and an offsite copy
+version_added: 0.1.0
+description:
+  - Takes one backup of one database (or of all databases, or of the global objects such as roles) with
+    C(pg_dump) on the managed host or inside a running container, and streams it through compression and a
+    sha256 into C(NAME.partial), which gets its final name only once it is complete, on disk and verified.
+  - Writes a JSON manifest beside every backup (database, versions, format, compression, size, sha256,
+    timing, per-table row counts taken in the dump's own snapshot).
+  - Applies retention (O(keep_days) and O(keep_last)) to the backups it made itself, and copies the backup
+    with its manifest to S3-compatible storage, with retention there too.
+  - A lock per destination keeps two runs from interleaving.
+author:
+  - stackops.runbook contributors
+extends_documentation_fragment:
+  - stackops.runbook.postgres
+  - stackops.runbook.docker
+  - stackops.runbook.storage
+attributes:
+  check_mode:
+    support: full
+    description: Reports the path the backup would get and what retention would remove; writes nothing.
+  diff_mode:
+    support: none
+options:
+  database:
+    description:
+      - The database to back up. Also the first part of the backup's file name, so it is limited to letters,
+        digits, C(_), C(.) and C(-).
+      - Exactly one of O(database), O(all_databases) and O(globals_only) is required.
+    type: str
+  all_databases:
+    description: Back up every database of the server with C(pg_dumpall) (plain format), labelled C(all_databases).
+    type: bool
+    default: false
+  globals_only:
+    description: Back up only the global objects (roles, tablespaces) with C(pg_dumpall --globals-only), labelled C(globals).
+    type: bool
+    default: false
+  dest:
+    description:
+      - Directory of the backups on the managed host; created with mode 0700 when missing. Backup files are 0600.
+    type: path
+    required: true
+  format:
+    description:
+      - C(custom) is a single archive that C(pg_restore) reads, table by table if need be.
+      - C(plain) is SQL that C(psql) replays (the runbooks' format).
+      - C(directory) is a directory of files written by parallel C(pg_dump) O(jobs); its compression is done by
+        pg_dump itself (gzip, or zstd from PostgreSQL 16 on).
+      - O(all_databases) and O(globals_only) are always C(plain).
+    type: str
+    choices: [custom, plain, directory]
+    default: custom
+  compression:
+    description:
+      - C(zstd) (multi-threaded), C(gzip) or C(none).
+      - Default is C(zstd); for the C(directory) format with a C(pg_dump) older than 16 the default is C(gzip),
+        since older pg_dump cannot write zstd.
+    type: str
+    choices: [zstd, gzip, none]
+  compression_level:
+    description: Compression level, 1 to 19 for zstd (default 3) and 1 to 9 for gzip (default 6).
+    type: int
+  jobs:
+    description: Parallel dump jobs; only with O(format=directory).
+    type: int
+  row_counts:
+    description:
+      - C(exact) counts every table's rows in the very snapshot the dump is taken in (C(pg_export_snapshot()) and
+        C(pg_dump --snapshot)), so a restore can be proven against the manifest.
+      - C(estimate) records the planner's estimates; C(none) records nothing.
+      - Only C(none) applies to O(all_databases) and O(globals_only).
+    type: str
+    choices: [exact, estimate, none]
+  keep_days:
+    description:
+      - Retention by age. A backup is kept while it is younger than this many days, or among the O(keep_last) newest.
+      - With neither O(keep_days) nor O(keep_last), nothing is removed. The newest verified backup is never removed,
+        and only backups this module wrote (its naming and manifest) are ever touched.
+    type: int
+  keep_last:
+    description: Retention by count. The newest this many backups of the same database are kept whatever their age.
+    type: int
+  verify:
+    description:
+      - Read the backup back before it gets its final name: sha256, full decompression, and the dump's completion
+        line (plain) or C(pg_restore --list) (custom, directory).
+    type: bool
+    default: true
+  lock_timeout:
+    description:
+      - Seconds to wait for another run that holds the lock on O(dest). C(0) fails at once.
+    type: int
+    default: 0
+  tag:
+    description: A free-form label stored in the manifest, such as C(pre-migration).
+    type: str
+notes:
+  - The password is handed over through a private passfile (or the exec environment with O(container)), never
+    through a command line.
+  - When the offsite upload fails, the local backup stays complete and verified, and the task fails saying where it is.
+seealso:
+  - module: community.postgresql.postgresql_db
+"""
+
+EXAMPLES = r"""
+- name: Back up the app database the way the runbook does, only safely
+  stackops.runbook.pg_backup:
+    database: app
+    login_host: 127.0.0.1
+    login_user: backup
+    login_password: "{{ vault_backup_password }}"
+    dest: /var/backups/postgres
+    keep_days: 7
+    keep_last: 3
+
+- name: Back up from inside the compose stack's postgres container, and copy it to MinIO
+  stackops.runbook.pg_backup:
+    container: app-postgres-1
+    database: app
+    dest: /var/backups/postgres
+    keep_days: 7
+    s3:
+      bucket: backups
+      prefix: prod/postgres
+      endpoint_url: https://minio.internal:9000
+      access_key: "{{ vault_s3_access_key }}"
+      secret_key: "{{ vault_s3_secret_key }}"
+
+- name: Parallel directory-format dump of a large database
+  stackops.runbook.pg_backup:
+    database: app
+    dest: /var/backups/postgres
+    format: directory
+    jobs: 4
+
+- name: Roles and other global objects
+  stackops.runbook.pg_backup:
+    globals_only: true
+    dest: /var/backups/postgres
+"""
+
+RETURN = r"""
+path:
+  description: The backup (a file, or a directory for the directory format).
+  returned: always
+  type: str
+  sample: /var/backups/postgres/app_20261122T030000Z.dump.zst
+manifest_path:
+  description: The manifest beside the backup.
+  returned: always
+  type: str
+  sample: /var/backups/postgres/app_20261122T030000Z.manifest.json
+manifest:
+  description: The manifest written beside the backup.
+  returned: success and not check mode
+  type: dict
+  sample: {"database": "app", "format": "custom", "compression": "zstd", "size": 1048576, "row_counts": {"public.users": 20000}}
+sha256:
+  description: sha256 of the backup file (for a directory, over the sorted per-file checksums).
+  returned: success and not check mode
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+size:
+  description: Bytes written.
+  returned: success and not check mode
+  type: int
+  sample: 1048576
+duration:
+  description: Seconds the whole task took.
+  returned: always
+  type: float
+  sample: 12.5
+format:
+  description: The format of the backup.
+  returned: always
+  type: str
+  sample: custom
+compression:
+  description: The compression of the backup.
+  returned: always
+  type: str
+  sample: zstd
+s3_uri:
+  description: Where the offsite copy went.
+  returned: when O(s3) is set and not check mode
+  type: str
+  sample: s3://backups/prod/postgres/app_20261122T030000Z.dump.zst
+pruned:
+  description: The backups retention removed (or would remove, in check mode), locally and in S3.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261101T030000Z", "location": "/var/backups/postgres/app_20261101T030000Z.dump.zst", "reason": "older than 7 days (21.0 days)"}]
+removed_partials:
+  description: Leftovers of earlier runs that died (C(*.partial)), removed under the lock.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+import datetime
+import os
+import socket
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stackops.runbook.plugins.module_utils import _dump
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
+    COMPRESSIONS,
+    ZSTD_IMPORT_ERROR,
+    check_level,
+    default_level,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+    ClientContext,
+    PostgresError,
+    PsqlSession,
+    client_version,
+    postgres_common_argument_spec,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    BOTO3_IMPORT_ERROR,
+    BackupEntry,
+    LocalStorage,
+    S3Storage,
+    StorageError,
+    s3_argument_spec,
+    select_for_pruning,
+)
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        database=dict(type="str"),
+        all_databases=dict(type="bool", default=False),
+        globals_only=dict(type="bool", default=False),
+        dest=dict(type="path", required=True),
+        format=dict(type="str", default="custom", choices=["custom", "plain", "directory"]),
+        compression=dict(type="str", choices=list(COMPRESSIONS)),
+        compression_level=dict(type="int"),
+        jobs=dict(type="int"),
+        row_counts=dict(type="str", choices=["exact", "estimate", "none"]),
+        keep_days=dict(type="int"),
+        keep_last=dict(type="int"),
+        verify=dict(type="bool", default=True),
+        lock_timeout=dict(type="int", default=0),
+        tag=dict(type="str"),
+        s3=s3_argument_spec(),
+    )
+    return spec
+
+
+class Plan:
+    """What this run does, worked out and checked before anything is written."""
+
+    def __init__(self, params, now):
+        p = params
+        if p["all_databases"]:
+            self.kind, self.label, self.database = "all_databases", "all_databases", None
+        elif p["globals_only"]:
+            self.kind, self.label, self.database = "globals", "globals", None
+        else:
+            self.kind, self.label, self.database = "database", p["database"], p["database"]
+        self.format = p["format"] if self.kind == "database" else "plain"
+        self.compression = p["compression"]
+        self.level = p["compression_level"]
+        self.row_counts = p["row_counts"] or ("exact" if self.kind == "database" else "none")
+        self.name = mf.backup_name(self.label, now)
+        self.started = now
+
+    def resolve_compression(self, pg_dump_major):
+        if self.format == "directory":
+            if self.compression is None:
+                self.compression = "zstd" if pg_dump_major >= 16 else "gzip"
+            elif self.compression == "zstd" and pg_dump_major < 16:
+                raise PostgresError("compression=zstd with format=directory needs pg_dump 16 or newer (this one is "
+                                    "%d); use compression=gzip or none, or format=custom" % pg_dump_major)
+        elif self.compression is None:
+            self.compression = "zstd"
+        if self.level is None and self.compression != "none":
+            self.level = default_level(self.compression)
+
+    @property
+    def file_name(self):
+        return mf.data_file_name(self.name, self.format, self.compression)
+
+
+def validate(module):
+    """Every check on the input that needs no server: a clear message naming the parameter."""
+    p = module.params
+    chosen = [k for k in ("database", "all_databases", "globals_only") if p[k]]
+    if len(chosen) != 1:
+        module.fail_json(msg="set exactly one of database, all_databases and globals_only (got: %s)"
+                             % (", ".join(chosen) or "none"))
+    if p["database"] is not None and not mf.is_safe_name(p["database"]):
+        module.fail_json(msg="database=%r cannot be used: it becomes part of the backup file name, so it may only "
+                             "hold letters, digits, '_', '.' and '-' (no path separators or shell characters)"
+                             % p["database"])
+    if not os.path.isabs(p["dest"]):
+        module.fail_json(msg="dest=%r must be an absolute path" % p["dest"])
+    if p["format"] != "custom" and (p["all_databases"] or p["globals_only"]) and p["format"] != "plain":
+        module.fail_json(msg="format=%s does not apply to all_databases or globals_only (pg_dumpall writes plain SQL); "
+                             "leave format out" % p["format"])
+    if p["jobs"] is not None:
+        if p["format"] != "directory" or p["all_databases"] or p["globals_only"]:
+            module.fail_json(msg="jobs=%s needs format=directory: only the directory format dumps in parallel"
+                                 % p["jobs"])
+        if p["jobs"] < 1:
+            module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
+    if p["compression"] is not None:
+        problem = check_level(p["compression"], p["compression_level"])
+        if problem:
+            module.fail_json(msg=problem)
+    elif p["compression_level"] is not None:
+        problem = check_level("zstd" if p["format"] != "directory" else "gzip", p["compression_level"])
+        if problem:
+            module.fail_json(msg=problem + " (set compression to say which one)")
+    for key in ("keep_days", "keep_last", "lock_timeout"):
+        if p[key] is not None and p[key] < 0:
+            module.fail_json(msg="%s=%s cannot be negative" % (key, p[key]))
+    if p["row_counts"] not in (None, "none") and (p["all_databases"] or p["globals_only"]):
+        module.fail_json(msg="row_counts=%s applies to a single database only; leave it out with all_databases "
+                             "or globals_only" % p["row_counts"])
+    s3 = p["s3"]
+    if s3:
+        prefix = s3.get("prefix") or ""
+        if ".." in prefix.split("/"):
+            module.fail_json(msg="s3.prefix=%r must not contain '..'" % prefix)
+        if (s3.get("multipart_chunk_size_mb") or 16) < 5:
+            module.fail_json(msg="s3.multipart_chunk_size_mb must be 5 or more (S3's smallest part)")
+    if p["compression"] in (None, "zstd") and p["format"] != "directory" and ZSTD_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
+    if p["container"] and DOCKER_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    if s3 and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+
+
+def pruned_entry(entry, reason):
+    return dict(name=entry.name, location=entry.location, reason=reason)
+
+
+def apply_retention(storage, plan, params, check_mode, new_entry=None):
+    """Remove (or in check mode, list) what retention lets go of, in one storage."""
+    entries = storage.list_backups(plan.label, plan.kind)
+    if new_entry is not None:
+        entries.append(new_entry)
+    pruned = []
+    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"]):
+        if entry is new_entry:
+            continue
+        if not check_mode:
+            storage.remove(entry)
+        pruned.append(pruned_entry(entry, reason))
+    return pruned
+
+
+class BackupRun:
+    """One backup: connect, dump, verify, name, describe, prune, copy offsite."""
+
+    def __init__(self, module, plan, runner):
+        self.module = module
+        self.params = module.params
+        self.plan = plan
+        self.runner = runner
+        self.local = LocalStorage(self.params["dest"])
+
+    def dump(self, session):
+        """Dump into NAME.partial and verify it; returns the manifest's facts. Nothing kept on failure."""
+        plan, runner = self.plan, self.runner
+        facts = {}
+        snapshot = None
+        if plan.row_counts == "exact":
+            snapshot = session.export_snapshot()
+        elif plan.row_counts == "estimate":
+            facts["row_counts"] = session.row_counts("estimate")
+        partial = self.local.path(plan.file_name + mf.PARTIAL_SUFFIX)
+        if plan.kind == "database":
+            if plan.format == "directory":
+                facts.update(self._dump_directory(snapshot, partial))
+            else:
+                argv = _dump.pg_dump_argv(plan.database, plan.format, snapshot=snapshot)
+                facts.update(self._dump_file(argv, partial))
+        else:
+            facts.update(self._dump_file(_dump.pg_dumpall_argv(plan.kind == "globals"), partial))
+        if snapshot:
+            # the exporting transaction is still open: these counts see exactly what the dump saw
+            facts["row_counts"] = session.row_counts("exact")
+        return partial, facts
+
+    def _dump_file(self, argv, partial):
+        plan = self.plan
+        size, sha256, raw = _dump.dump_to_file(self.runner, argv, partial, plan.format, plan.compression, plan.level)
+        facts = dict(size=size, sha256=sha256, uncompressed_size=raw)
+        try:
+            if self.params["verify"]:
+                facts["verification"] = _dump.verify_file(self.runner, partial, plan.format, plan.compression, sha256)
+        except BaseException:
+            self.local.remove_path(partial)
+            raise
+        return facts
+
+    def _dump_directory(self, snapshot, partial):
+        plan, runner = self.plan, self.runner
+        dir_compression = "0" if plan.compression == "none" else "%s:%d" % (plan.compression, plan.level)
+        if plan.compression == "gzip":
+            dir_compression = str(plan.level)
+        if runner.kind == "host":
+            argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
+                                      partial)
+            size, sha256, files = _dump.dump_directory_on_host(runner, argv, partial)
+            verification = None
+            try:
+                if self.params["verify"]:
+                    verification = _dump.verify_directory(runner, partial)
+            except BaseException:
+                self.local.remove_path(partial)
+                raise
+        else:
+            inside = "/tmp/stackops-runbook-%s" % plan.name
+            argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
+                                      inside)
+            try:
+                rc, _out, err = runner.run(argv)
+                if rc != 0:
+                    raise CommandError(argv, rc, err)
+                verification = _dump.verify_directory(runner, inside) if self.params["verify"] else None
+                size, sha256, files = _dump.copy_directory_out(runner, inside, partial)
+            finally:
+                runner.run(["rm", "-rf", inside])
+        facts = dict(size=size, sha256=sha256, files=files)
+        if verification:
+            facts["verification"] = verification
+        return facts
+
+    def source_facts(self):
+        p = self.params
+        if p["container"]:
+            return dict(mode="container", container=p["container"], host=p["login_host"])
+        return dict(mode="host", host=p["login_host"] or p["login_unix_socket"] or "local socket",
+                    port=p["login_port"], user=p["login_user"])
+
+    def run(self, pg_dump_version):
+        plan, local, p = self.plan, self.local, self.params
+        result = dict(removed_partials=[], pruned=[])
+        local.ensure()
+        with local.lock(p["lock_timeout"]):
+            for leftover in local.stale_partials(plan.label):
+                local.remove_path(leftover)
+                result["removed_partials"].append(leftover)
+            session = PsqlSession(self.runner, plan.database or "postgres")
+            try:
+                server_version = session.server_version()
+                partial, facts = self.dump(session)
+            finally:
+                session.close()
+            final = local.path(plan.file_name)
+            local.commit(partial, final)
+            finished = datetime.datetime.now(datetime.timezone.utc)
+            manifest = dict(
+                tool=mf.TOOL, manifest_version=mf.MANIFEST_VERSION, name=plan.name, file=plan.file_name,
+                kind=plan.kind, database=plan.database, format=plan.format, compression=plan.compression,
+                compression_level=plan.level, jobs=p["jobs"], tag=p["tag"],
+                started_at=mf.isoformat(plan.started), finished_at=mf.isoformat(finished),
+                duration_seconds=round((finished - plan.started).total_seconds(), 3),
+                server_version=server_version, pg_dump_version=pg_dump_version,
+                source=self.source_facts(), hostname=socket.gethostname(),
+                row_counts_mode=plan.row_counts, verified=bool(p["verify"]),
+            )
+            manifest.update(facts)
+            if "row_counts" in manifest:
+                manifest["tables"] = len(manifest["row_counts"])
+            local.write_file_atomic(mf.manifest_file_name(plan.name), mf.dumps(manifest))
+            result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
+                          sha256=manifest["sha256"], size=manifest["size"])
+            result["pruned"] += apply_retention(local, plan, p, False)
+        if p["s3"]:
+            result.update(self.offsite(manifest))
+        return result
+
+    def offsite(self, manifest):
+        p = self.params
+        try:
+            s3 = S3Storage(p["s3"])
+            uri = s3.upload_backup(self.local, manifest)
+            pruned = apply_retention(s3, self.plan, p, False)
+        except StorageError as exc:
+            raise OffsiteError("%s. The local backup is complete and verified at %s; copy it offsite by hand or "
+                               "rerun once S3 answers." % (exc, self.local.path(manifest["file"])))
+        return dict(s3_uri=uri, pruned=pruned)
+
+
+class OffsiteError(Exception):
+    pass
+
+
+def check_mode_plan(module, plan):
+    """What a run would do: the path, and what retention would remove with the new backup counted."""
+    p = module.params
+    local = LocalStorage(p["dest"])
+    new_entry = BackupEntry(plan.name, plan.started, {"verified": True}, local.path(plan.file_name))
+    pruned = apply_retention(local, plan, p, True, new_entry)
+    return dict(changed=True, path=local.path(plan.file_name),
+                manifest_path=local.path(mf.manifest_file_name(plan.name)), pruned=pruned, removed_partials=[],
+                format=plan.format, compression=plan.compression,
+                msg="check mode: would write %s and remove %d old backup(s)" % (plan.file_name, len(pruned)))
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    validate(module)
+    started = time.monotonic()
+    plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
+    local = LocalStorage(module.params["dest"])
+    if not module.check_mode and os.path.exists(local.path(mf.manifest_file_name(plan.name))):
+        time.sleep(1.0)  # names carry the second: never reuse one
+        plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
+    try:
+        with ClientContext(module.params) as runner:
+            program = "pg_dump" if plan.kind == "database" else "pg_dumpall"
+            major, version = client_version(runner, program)
+            plan.resolve_compression(major)
+            if module.check_mode:
+                result = check_mode_plan(module, plan)
+            else:
+                result = BackupRun(module, plan, runner).run(version)
+                result.update(changed=True, format=plan.format, compression=plan.compression,
+                              s3_uri=result.get("s3_uri"))
+    except OffsiteError as exc:
+        module.fail_json(msg="offsite copy failed: %s" % exc, duration=round(time.monotonic() - started, 3))
+    except (CommandError, _dump.DumpError, PostgresError, ContainerError, StorageError) as exc:
+        module.fail_json(msg="backup of %s failed: %s. Nothing was kept and older backups are untouched."
+                             % (plan.label, exc), duration=round(time.monotonic() - started, 3))
+    result["duration"] = round(time.monotonic() - started, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

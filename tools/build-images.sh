@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Makes sure the container images the sandbox and the tests use exist, and writes their names to
+# .build/images.env. An official image that is already present or can be pulled comes first; where no
+# registry answers, the image is built locally from Debian packages (debootstrap + docker import) and
+# cached by name, so the minute it takes is paid once per machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .build
+
+POSTGRES_OFFICIAL=${POSTGRES_OFFICIAL:-postgres:15}
+PYTHON_OFFICIAL=${PYTHON_OFFICIAL:-python:3.11-slim}
+LOCAL_IMAGE=${LOCAL_IMAGE:-stackops-local/postgres:15}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+try_pull() {
+    [ "${STACKOPS_NO_PULL:-}" = 1 ] && return 1
+    have_image "$1" && return 0
+    timeout 60 docker pull -q "$1" >/dev/null 2>&1
+}
+
+build_local_image() {
+    have_image "$LOCAL_IMAGE" && return 0
+    echo "building $LOCAL_IMAGE from Debian packages (about a minute)..."
+    local root
+    root=$(mktemp -d /var/tmp/stackops-rootfs.XXXXXX)
+    trap 'rm -rf "$root"' RETURN
+    debootstrap --variant=minbase \
+        --include=postgresql-15,postgresql-client-15,python3,zstd,gzip,ca-certificates,procps \
+        bookworm "$root" "$MIRROR" >/var/tmp/stackops-debootstrap.log 2>&1 || {
+            tail -20 /var/tmp/stackops-debootstrap.log >&2; return 1; }
+    # the package's postinst made a cluster we never use; the entrypoint makes its own in $PGDATA
+    rm -rf "$root/var/lib/postgresql/15" "$root/etc/postgresql/15" \
+        "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+    install -m 0755 tools/images/postgres/docker-entrypoint.sh "$root/usr/local/bin/docker-entrypoint.sh"
+    mkdir -p "$root/docker-entrypoint-initdb.d" "$root/var/lib/postgresql/data"
+    tar -C "$root" -c . | docker import \
+        --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV PGDATA=/var/lib/postgresql/data' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+        --change 'CMD ["postgres"]' \
+        --change 'EXPOSE 5432' \
+        - "$LOCAL_IMAGE" >/dev/null
+    echo "built $LOCAL_IMAGE"
+}
+
+if try_pull "$POSTGRES_OFFICIAL"; then
+    postgres_image=$POSTGRES_OFFICIAL
+else
+    build_local_image
+    postgres_image=$LOCAL_IMAGE
+fi
+if try_pull "$PYTHON_OFFICIAL"; then
+    python_image=$PYTHON_OFFICIAL
+else
+    # the local PostgreSQL image carries python3 too, so the demo API runs on it
+    build_local_image
+    python_image=$LOCAL_IMAGE
+fi
+
+cat > .build/images.env <<ENV
+STACKOPS_POSTGRES_IMAGE=$postgres_image
+STACKOPS_PYTHON_IMAGE=$python_image
+ENV
+cat .build/images.env
