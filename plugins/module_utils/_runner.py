@@ -226,7 +226,8 @@ def feed_stdin(write, close, chunks):
         for chunk in chunks:
             try:
                 write(chunk)
-            except (BrokenPipeError, ConnectionResetError):
+            except OSError:
+                # the reader stopped early (pg_restore --list reads only the table of contents);
                 # keep consuming the source so its own checks (checksums, decompression) still run
                 for _ in chunks:
                     pass

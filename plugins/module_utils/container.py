@@ -149,6 +149,11 @@ class _Exec:
         return self.exit_code(), self.stderr.text()
 
     def _close_socket(self):
+        # shutdown() first: it wakes a feeder thread blocked in sendall() (close() does not)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         for closer in (self._sock_io.close, self.sock.close):
             try:
                 closer()

@@ -213,9 +213,10 @@ import os
 import socket
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
     COMPRESSIONS,
@@ -489,7 +490,9 @@ class BackupRun:
                           sha256=manifest["sha256"], size=manifest["size"])
             result["pruned"] += apply_retention(local, plan, p, False)
         if p["s3"]:
-            result.update(self.offsite(manifest))
+            uri, pruned = self.offsite(manifest)
+            result["s3_uri"] = uri
+            result["pruned"] += pruned
         return result
 
     def offsite(self, manifest):
@@ -501,7 +504,7 @@ class BackupRun:
         except StorageError as exc:
             raise OffsiteError("%s. The local backup is complete and verified at %s; copy it offsite by hand or "
                                "rerun once S3 answers." % (exc, self.local.path(manifest["file"])))
-        return dict(s3_uri=uri, pruned=pruned)
+        return uri, pruned
 
 
 class OffsiteError(Exception):
@@ -521,7 +524,7 @@ def check_mode_plan(module, plan):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
     validate(module)
     started = time.monotonic()
     plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
