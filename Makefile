@@ -1,0 +1,67 @@
+# make demo: set up everything on a fresh Debian 12 machine (as root) and back up the sandbox.
+# make test: sanity, unit and integration tests, ansible-lint.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/stackops/runbook
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: demo test host venv collection docker images sandbox-up sandbox-down sandbox-status \
+	sanity unit integration lint benchmark clean
+
+demo: sandbox-up
+	ansible-playbook playbooks/backup.yml -i inventories/sandbox
+	tools/sandbox.sh report
+
+test: venv collection docker images sanity unit integration lint
+
+host:
+	tools/setup-host.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | host
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn ../../../.. $(COLLECTION_LINK)
+
+docker: host
+	tools/ensure-docker.sh
+
+images: docker
+	tools/build-images.sh
+
+sandbox-up: venv collection images
+	tools/sandbox.sh up
+
+sandbox-down:
+	tools/sandbox.sh down
+
+sandbox-status:
+	tools/sandbox.sh status
+
+sanity: venv collection
+	tools/sanity.sh
+
+unit: venv collection
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv collection images
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: venv collection
+	ansible-lint --profile production
+
+benchmark: venv collection images
+	$(PY) benchmarks/backup.py
+
+clean: sandbox-down
+	rm -rf .build

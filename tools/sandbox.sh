@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The embedded sandbox: `up` starts the compose stack (postgres with sample data, the demo API) and an
+# S3 API server (moto) on loopback with a bucket; `down` removes all of it; `report` shows where the
+# backups landed; `status` says what runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STATE=$ROOT/.build/sandbox
+VENV=${VENV:-$ROOT/.venv}
+PROJECT=stackops-sandbox
+S3_PORT=${SANDBOX_S3_PORT:-59000}
+S3_BUCKET=${SANDBOX_S3_BUCKET:-stackops-backups}
+export AWS_ACCESS_KEY_ID=${SANDBOX_S3_ACCESS_KEY:-sandbox-access-key}
+export AWS_SECRET_ACCESS_KEY=${SANDBOX_S3_SECRET_KEY:-sandbox-secret-key}
+export AWS_DEFAULT_REGION=us-east-1
+mkdir -p "$STATE"
+
+compose() {
+    set -a
+    # shellcheck disable=SC1091
+    . "$ROOT/.build/images.env"
+    set +a
+    "$ROOT/tools/compose.sh" -p "$PROJECT" -f "$ROOT/tools/sandbox/docker-compose.yml" "$@"
+}
+
+s3_up() {
+    if [ -f "$STATE/moto.pid" ] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null; then
+        return 0
+    fi
+    nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$STATE/moto.log" 2>&1 &
+    echo $! >"$STATE/moto.pid"
+    for _ in $(seq 1 50); do
+        "$VENV/bin/python" - "$S3_PORT" "$S3_BUCKET" <<'PY' 2>/dev/null && return 0
+import sys, boto3
+client = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1])
+names = [b["Name"] for b in client.list_buckets()["Buckets"]]
+if sys.argv[2] not in names:
+    client.create_bucket(Bucket=sys.argv[2])
+PY
+        sleep 0.2
+    done
+    echo "the S3 API server (moto) did not start; see $STATE/moto.log" >&2
+    return 1
+}
+
+s3_down() {
+    if [ -f "$STATE/moto.pid" ]; then
+        kill "$(cat "$STATE/moto.pid")" 2>/dev/null || true
+        rm -f "$STATE/moto.pid"
+    fi
+}
+
+wait_healthy() {
+    local name
+    for name in stackops-sandbox-postgres stackops-sandbox-api; do
+        for _ in $(seq 1 90); do
+            [ "$(docker inspect -f '{{.State.Health.Status}}' "$name" 2>/dev/null)" = healthy ] && break
+            sleep 1
+        done
+        if [ "$(docker inspect -f '{{.State.Health.Status}}' "$name" 2>/dev/null)" != healthy ]; then
+            echo "$name did not become healthy:" >&2
+            docker logs --tail 30 "$name" >&2 || true
+            return 1
+        fi
+    done
+}
+
+case "${1:-}" in
+    up)
+        compose up -d
+        s3_up
+        wait_healthy
+        echo "sandbox is up: postgres on 127.0.0.1:${SANDBOX_POSTGRES_PORT:-55432}, API on http://127.0.0.1:${SANDBOX_API_PORT:-58080}, S3 on http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
+        ;;
+    down)
+        compose down -v --remove-orphans || true
+        s3_down
+        rm -rf "$STATE/backups"
+        echo "sandbox removed"
+        ;;
+    status)
+        compose ps
+        if [ -f "$STATE/moto.pid" ] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null; then
+            echo "S3 API (moto): running on 127.0.0.1:$S3_PORT"
+        else
+            echo "S3 API (moto): not running"
+        fi
+        ;;
+    report)
+        echo
+        echo "Local backups in $STATE/backups:"
+        ls -la "$STATE/backups" 2>/dev/null | grep -v -- '\.lock$' | tail -n +2 || echo "  (none)"
+        echo
+        echo "Offsite copies in s3://$S3_BUCKET (S3 API on 127.0.0.1:$S3_PORT):"
+        "$VENV/bin/python" - "$S3_PORT" "$S3_BUCKET" <<'PY'
+import sys, boto3
+client = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1])
+for obj in client.list_objects_v2(Bucket=sys.argv[2]).get("Contents", []):
+    print("  s3://%s/%-60s %10d bytes" % (sys.argv[2], obj["Key"], obj["Size"]))
+PY
+        ;;
+    *)
+        echo "usage: $0 up|down|status|report" >&2
+        exit 2
+        ;;
+esac
