@@ -243,4 +243,3 @@ def verify_directory(runner, path):
     if rc != 0:
         raise DumpError("verification failed: pg_restore --list cannot read %s: %s" % (path, err.strip()))
     return dict(method="sha256+pg_restore-list", tables_in_archive=count_table_data(out.decode("utf-8", "replace")))
-

@@ -229,7 +229,7 @@ def feed_stdin(write, close, chunks):
             except OSError:
                 # the reader stopped early (pg_restore --list reads only the table of contents);
                 # keep consuming the source so its own checks (checksums, decompression) still run
-                for _ in chunks:
+                for _rest in chunks:
                     pass
                 break
     except Exception as exc:  # pylint: disable=broad-except

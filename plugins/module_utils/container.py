@@ -29,7 +29,15 @@ try:
     from docker.errors import DockerException, NotFound, APIError
 except ImportError:  # pragma: no cover - reported through missing_required_lib
     DOCKER_IMPORT_ERROR = traceback.format_exc()
-    DockerException = NotFound = APIError = Exception
+
+    class DockerException(Exception):
+        pass
+
+    class NotFound(DockerException):
+        pass
+
+    class APIError(DockerException):
+        pass
 
 STDOUT, STDERR = 1, 2
 

@@ -18,7 +18,7 @@ description:
     with its manifest to S3-compatible storage, with retention there too.
   - A lock per destination keeps two runs from interleaving.
 author:
-  - stackops.runbook contributors
+  - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.postgres
   - stackops.runbook.docker
@@ -29,6 +29,7 @@ attributes:
     description: Reports the path the backup would get and what retention would remove; writes nothing.
   diff_mode:
     support: none
+    description: A backup has no before and after to compare.
 options:
   database:
     description:
@@ -91,8 +92,8 @@ options:
     type: int
   verify:
     description:
-      - Read the backup back before it gets its final name: sha256, full decompression, and the dump's completion
-        line (plain) or C(pg_restore --list) (custom, directory).
+      - Read the backup back before it gets its final name, checking its sha256, decompressing it fully, and looking for
+        the dump's completion line (plain) or running C(pg_restore --list) (custom, directory).
     type: bool
     default: true
   lock_timeout:

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Entrypoint of the locally built PostgreSQL image. It implements the interface of the official
 # `postgres` image (POSTGRES_PASSWORD, POSTGRES_USER, POSTGRES_DB, POSTGRES_HOST_AUTH_METHOD,
 # POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d/, port 5432, `postgres` as the command) so that

@@ -18,7 +18,7 @@ DB = (os.environ.get("DATABASE_HOST", "postgres"), int(os.environ.get("DATABASE_
 def overrides():
     states = {}
     for item in filter(None, os.environ.get("DEMO_SERVICE_STATES", "").split(",")):
-        name, _, state = item.partition("=")
+        name, _sep, state = item.partition("=")
         states[name.strip()] = state.strip()
     return states
 
