@@ -34,7 +34,7 @@ WHERE c.relkind = 'r'
 EXACT_COUNTS_SQL = ("SELECT format('SELECT json_build_array(%%L, count(*)) FROM %%I.%%I', "
                     "n.nspname || '.' || c.relname, n.nspname, c.relname) %s ORDER BY 1 \\gexec" % USER_TABLES_SQL)
 ESTIMATED_COUNTS_SQL = ("SELECT json_build_array(n.nspname || '.' || c.relname, "
-                        "CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END) %s ORDER BY 1;"
+                        "CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END) %s ORDER BY n.nspname, c.relname;"
                         % USER_TABLES_SQL)
 
 

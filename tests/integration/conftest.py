@@ -1,0 +1,340 @@
+"""Real services for the integration tests, started once per session and torn down after:
+a PostgreSQL cluster on loopback (initdb), a PostgreSQL container from the project's image, and an
+S3 API server (moto). Plus helpers that run our modules exactly as Ansible does."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(ROOT, ".build", "collections")
+MODULES = os.path.join(ROOT, "plugins", "modules")
+SEED_SQL = os.path.join(ROOT, "tools", "sandbox", "initdb", "01-schema-and-data.sql")
+TEST_LABEL = "io.stackops.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bindir():
+    return subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def postgres_image():
+    image = os.environ.get("STACKOPS_POSTGRES_IMAGE")
+    env_file = os.path.join(ROOT, ".build", "images.env")
+    if not image and os.path.exists(env_file):
+        for line in open(env_file):
+            if line.startswith("STACKOPS_POSTGRES_IMAGE="):
+                image = line.split("=", 1)[1].strip()
+    return image or "postgres:15"
+
+
+# ---------------------------------------------------------------- running our modules
+
+class ModuleRun:
+    """Runs a module of this collection the way Ansible does: a Python process given
+    {"ANSIBLE_MODULE_ARGS": ...}, answering JSON on stdout."""
+
+    def __init__(self, name, args, check_mode=False):
+        self.name = name
+        payload = dict(args)
+        if check_mode:
+            payload["_ansible_check_mode"] = True
+        self.argsfile = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump({"ANSIBLE_MODULE_ARGS": payload}, self.argsfile)
+        self.argsfile.close()
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        self.proc = subprocess.Popen([sys.executable, os.path.join(MODULES, name + ".py"), self.argsfile.name],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def result(self, timeout=600):
+        out, err = self.proc.communicate(timeout=timeout)
+        os.unlink(self.argsfile.name)
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise AssertionError("module %s printed no JSON (rc %s):\n%s\n%s"
+                                 % (self.name, self.proc.returncode, out.decode(), err.decode()))
+
+
+def run_module(name, args, check_mode=False, timeout=600):
+    return ModuleRun(name, args, check_mode).result(timeout)
+
+
+# ---------------------------------------------------------------- PostgreSQL on the host
+
+class HostPostgres:
+    """A throwaway cluster on 127.0.0.1 with scram passwords over TCP."""
+
+    password = "host-superuser-" + uuid.uuid4().hex[:12]
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="stackops-pg-")
+        self.port = free_port()
+        self.bindir = pg_bindir()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres")
+        pwfile = os.path.join(self.dir, "pw")
+        with open(pwfile, "w") as fh:
+            fh.write(self.password + "\n")
+        if self.as_postgres:
+            shutil.chown(pwfile, "postgres")
+        self._run(["initdb", "-D", self.data, "-U", "postgres", "--pwfile", pwfile, "--auth-local=trust",
+                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+        os.unlink(pwfile)
+        self._run(["pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o",
+                   "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (self.port, self.dir), "start"])
+
+    @property
+    def data(self):
+        return os.path.join(self.dir, "data")
+
+    def _run(self, argv):
+        subprocess.run(self.as_postgres + [os.path.join(self.bindir, argv[0])] + argv[1:], check=True,
+                       capture_output=True)
+
+    def env(self):
+        return dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER="postgres",
+                    PGPASSWORD=self.password)
+
+    def psql(self, database, sql, check=True):
+        proc = subprocess.run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
+                              capture_output=True, text=True, env=self.env())
+        if check and proc.returncode != 0:
+            raise AssertionError("psql failed: %s" % proc.stderr)
+        return proc.stdout.strip()
+
+    def psql_file(self, database, path):
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-f", path], check=True,
+                       capture_output=True, env=self.env())
+
+    def connection(self):
+        """Module arguments that connect to this cluster."""
+        return dict(login_host="127.0.0.1", login_port=self.port, login_user="postgres",
+                    login_password=self.password)
+
+    def stop(self):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(["pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def exact_counts(run_sql, database):
+    """{"schema.table": rows} of the ordinary tables of a database, counted now."""
+    sql = ("SELECT string_agg(format('SELECT %L AS t, count(*) AS n FROM %I.%I', n.nspname || '.' || c.relname, "
+           "n.nspname, c.relname), ' UNION ALL ') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+           "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+           "AND n.nspname !~ '^pg_toast'")
+    union = run_sql(database, sql)
+    if not union:
+        return {}
+    rows = run_sql(database, "SELECT json_object_agg(t, n) FROM (%s) x" % union)
+    return json.loads(rows)
+
+
+@pytest.fixture(scope="session")
+def host_pg():
+    pg = HostPostgres()
+    try:
+        pg.psql("postgres", "CREATE DATABASE app")
+        pg.psql_file("app", SEED_SQL)
+        yield pg
+    finally:
+        pg.stop()
+
+
+# ---------------------------------------------------------------- PostgreSQL in a container
+
+class ContainerPostgres:
+    password = "container-superuser-" + uuid.uuid4().hex[:12]
+
+    def __init__(self):
+        self.name = "stackops-test-pg-%s" % uuid.uuid4().hex[:8]
+        subprocess.run(["docker", "run", "-d", "--name", self.name, "--label", TEST_LABEL + "=1",
+                        "-e", "POSTGRES_PASSWORD=" + self.password, "-e", "POSTGRES_DB=app", postgres_image()],
+                       check=True, capture_output=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            # the init phase's server listens on the socket only: TCP answers once it is really up
+            if subprocess.run(["docker", "exec", self.name, "pg_isready", "-h", "127.0.0.1", "-U", "postgres"],
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            logs = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
+            self.stop()
+            raise RuntimeError("postgres container did not start:\n" + logs.stdout + logs.stderr)
+
+    def psql(self, database, sql, check=True):
+        proc = subprocess.run(["docker", "exec", self.name, "psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                               "-U", "postgres", "-d", database, "-c", sql], capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError("psql in container failed: %s" % proc.stderr)
+        return proc.stdout.strip()
+
+    def psql_file(self, database, path):
+        with open(path, "rb") as fh:
+            subprocess.run(["docker", "exec", "-i", self.name, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                            "-U", "postgres", "-d", database], stdin=fh, check=True, capture_output=True)
+
+    def stop(self):
+        subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def container_pg():
+    pg = ContainerPostgres()
+    try:
+        pg.psql_file("app", SEED_SQL)
+        yield pg
+    finally:
+        pg.stop()
+
+
+# ---------------------------------------------------------------- S3 (moto's server: the real S3 HTTP API)
+
+class S3Server:
+    access_key = "test-access-key-id"
+    secret_key = "test-secret-access-key-" + uuid.uuid4().hex[:8]
+
+    def __init__(self):
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
+        self.proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        import boto3
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                                   aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client.list_buckets()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.bucket = "backups"
+        self.client.create_bucket(Bucket=self.bucket)
+
+    def options(self, prefix):
+        return dict(bucket=self.bucket, prefix=prefix, endpoint_url=self.endpoint, region="us-east-1",
+                    access_key=self.access_key, secret_key=self.secret_key)
+
+    def keys(self, prefix):
+        resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for obj in resp.get("Contents", []))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_prefix():
+    return "test/%s" % uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def dest(tmp_path):
+    return str(tmp_path / "backups")
+
+
+# ---------------------------------------------------------------- restoring a backup independently
+
+def restore_into(pg, backup_path, manifest, database):
+    """Restore a backup into a new database of the host cluster with the stock tools (zstd, gzip,
+    psql, pg_restore): proof that it restores, independent of our own code."""
+    pg.psql("postgres", 'DROP DATABASE IF EXISTS "%s"' % database)
+    pg.psql("postgres", 'CREATE DATABASE "%s"' % database)
+    env = pg.env()
+    fmt, compression = manifest["format"], manifest["compression"]
+    if fmt == "directory":
+        subprocess.run(["pg_restore", "--exit-on-error", "-j", "2", "-d", database, backup_path], check=True,
+                       capture_output=True, env=env)
+        return
+    decompress = {"zstd": ["zstd", "-dc", backup_path], "gzip": ["gzip", "-dc", backup_path],
+                  "none": ["cat", backup_path]}[compression]
+    consumer = (["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database] if fmt == "plain"
+                else ["pg_restore", "--exit-on-error", "-d", database])
+    producer = subprocess.Popen(decompress, stdout=subprocess.PIPE, env=env)
+    restored = subprocess.run(consumer, stdin=producer.stdout, capture_output=True, env=env)
+    producer.stdout.close()
+    assert producer.wait() == 0, "decompression failed"
+    assert restored.returncode == 0, restored.stderr.decode()
+
+
+def pids_of(word):
+    """Processes whose command line contains ``word``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if word in cmdline:
+            found.append((int(pid), cmdline))
+    return found
+
+
+def wait_for(predicate, timeout=30, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+class TableLock:
+    """Holds ACCESS EXCLUSIVE on a table in an open transaction, so a pg_dump blocks on it: a dump
+    that stays in flight for as long as a test needs."""
+
+    def __init__(self, pg, database, table):
+        self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=pg.env(), text=True)
+        self.proc.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n" % table)
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("ROLLBACK;\n\\q\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
