@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
@@ -102,20 +103,27 @@ class ClientContext:
 
     def __enter__(self):
         self.secrets_dir = tempfile.mkdtemp(prefix="stackops-runbook-")
-        env = libpq_env(self.params, self.secrets_dir)
-        if self.params.get("container"):
-            client = docker_client(self.params.get("docker_host"))
-            self.runner = ContainerRunner(client, self.params["container"], self.params.get("container_user"), env)
-        else:
-            self.runner = LocalRunner(env, self.params.get("bin_dir"))
+        try:
+            env = libpq_env(self.params, self.secrets_dir)
+            if self.params.get("container"):
+                client = docker_client(self.params.get("docker_host"))
+                self.runner = ContainerRunner(client, self.params["container"], self.params.get("container_user"),
+                                              env)
+            else:
+                self.runner = LocalRunner(env, self.params.get("bin_dir"))
+        except BaseException:
+            self._remove_secrets()
+            raise
         return self.runner
 
     def __exit__(self, *exc):
-        if self.secrets_dir:
-            for name in os.listdir(self.secrets_dir):
-                os.unlink(os.path.join(self.secrets_dir, name))
-            os.rmdir(self.secrets_dir)
+        self._remove_secrets()
         return False
+
+    def _remove_secrets(self):
+        if self.secrets_dir:
+            shutil.rmtree(self.secrets_dir, ignore_errors=True)
+            self.secrets_dir = None
 
 
 def client_version(runner, program):
