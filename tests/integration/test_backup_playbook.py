@@ -1,0 +1,70 @@
+"""The shipped playbook, run by ansible-playbook as users run it (also by its collection name),
+with the connection options set once through the action group."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from conftest import COLLECTIONS, ROOT
+
+
+def run_playbook(playbook, inventory, extra_vars, check=False):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_NOCOLOR="1")
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory,
+            "-e", json.dumps(extra_vars)]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def inventory(tmp_path):
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": {"db": {"hosts": {"db1": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
+    return str(path)
+
+
+def task_results(output, task_name):
+    for play in output["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == task_name:
+                return task["hosts"]["db1"]
+    raise AssertionError("no task %r" % task_name)
+
+
+def playbook_vars(host_pg, dest, s3, s3_prefix):
+    return dict(backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
+                backup_login_password=host_pg.password, backup_dest=dest, backup_databases=["app"],
+                backup_keep_days=7, backup_s3=s3.options(s3_prefix))
+
+
+def test_the_backup_playbook_backs_up_each_database_and_the_globals(host_pg, s3, s3_prefix, tmp_path):
+    dest = str(tmp_path / "backups")
+    rc, output, stderr = run_playbook("playbooks/backup.yml", inventory(tmp_path),
+                                      playbook_vars(host_pg, dest, s3, s3_prefix))
+    assert rc == 0, stderr
+    databases = task_results(output, "Back up each database")["results"]
+    assert [r["item"] for r in databases] == ["app"]
+    globals_result = task_results(output, "Back up roles and other global objects")
+    assert globals_result["manifest"]["kind"] == "globals"
+    local = sorted(f for f in os.listdir(dest) if not f.startswith("."))
+    assert len(local) == 4
+    assert sorted(os.path.basename(k) for k in s3.keys(s3_prefix)) == local
+    # the password given to the play never reaches the output
+    assert host_pg.password not in json.dumps(output)
+
+
+def test_the_playbook_runs_by_its_collection_name_and_in_check_mode(host_pg, s3, s3_prefix, tmp_path):
+    dest = str(tmp_path / "backups")
+    rc, output, stderr = run_playbook("stackops.runbook.backup", inventory(tmp_path),
+                                      playbook_vars(host_pg, dest, s3, s3_prefix), check=True)
+    assert rc == 0, stderr
+    planned = task_results(output, "Back up each database")["results"][0]
+    assert planned["changed"] and planned["path"].startswith(dest + "/app_")
+    assert not os.path.exists(dest)
+    assert s3.keys(s3_prefix) == []

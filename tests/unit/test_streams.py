@@ -1,0 +1,52 @@
+"""Stream plumbing: bounded stderr, line splitting, docker's multiplexed frames, TOC counting."""
+
+import struct
+
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import count_table_data
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import BoundedBuffer, LineReader
+from ansible_collections.stackops.runbook.plugins.module_utils.container import _Frames
+
+
+def test_a_bounded_buffer_keeps_the_head_and_the_tail():
+    buf = BoundedBuffer(limit=20)
+    buf.add(b"0123456789")
+    buf.add(b"abcdefghijklmnopqrstuvwxyz")
+    text = buf.text()
+    assert text.startswith("0123456789") and text.endswith("qrstuvwxyz")
+    assert "[... 16 bytes left out ...]" in text
+
+
+def test_lines_are_split_across_chunks():
+    parts = iter([b"ab", b"c\nde", b"f\n", b"tail"])
+    reader = LineReader(lambda: next(parts, b""))
+    assert [reader.readline() for _ in range(4)] == [b"abc\n", b"def\n", b"tail", b""]
+
+
+class FakeSocket:
+    def __init__(self, data, step=3):
+        self.data = data
+        self.step = step
+
+    def recv(self, _n):
+        out, self.data = self.data[:self.step], self.data[self.step:]
+        return out
+
+
+def frame(stream, payload):
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+def test_docker_frames_are_demultiplexed_whatever_the_read_sizes():
+    frames = _Frames(FakeSocket(frame(1, b"out-1") + frame(2, b"err") + frame(1, b"out-2")))
+    assert [frames.next() for _ in range(4)] == [(1, b"out-1"), (2, b"err"), (1, b"out-2"), (None, b"")]
+
+
+def test_table_data_entries_are_counted_from_pg_restore_list():
+    toc = """;
+; Archive created at 2026-11-22 03:00:00 UTC
+215; 1259 16390 TABLE public users postgres
+3340; 0 16390 TABLE DATA public users postgres
+3341; 0 16398 TABLE DATA public orders postgres
+;3342; 0 16399 TABLE DATA public skipped postgres
+"""
+    assert count_table_data(toc) == 2
