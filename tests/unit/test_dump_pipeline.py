@@ -1,0 +1,43 @@
+"""The dump pipeline's own checks, on real (tiny) processes: an empty dump or one without its
+completion line never becomes a backup, and its partial file is gone."""
+
+import os
+
+import pytest
+
+from ansible_collections.stackops.runbook.plugins.module_utils import _dump
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
+
+
+def test_an_empty_dump_fails_and_leaves_no_partial_file(tmp_path):
+    partial = str(tmp_path / "app_20261122T030000Z.dump.zst.partial")
+    with pytest.raises(_dump.DumpError, match="produced an empty dump"):
+        _dump.dump_to_file(LocalRunner(), ["true"], partial, "custom", "zstd", 3)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_plain_dump_without_its_completion_line_fails(tmp_path):
+    partial = str(tmp_path / "app_20261122T030000Z.sql.gz.partial")
+    with pytest.raises(_dump.DumpError, match="ends without its completion line"):
+        _dump.dump_to_file(LocalRunner(), ["echo", "CREATE TABLE t ();"], partial, "plain", "gzip", 6)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failing_dump_reports_its_exit_code_and_stderr(tmp_path):
+    partial = str(tmp_path / "x.partial")
+    with pytest.raises(CommandError, match="sh exited with code 3: pg_dump: error: boom"):
+        _dump.dump_to_file(LocalRunner(), ["sh", "-c", "echo data; echo 'pg_dump: error: boom' >&2; exit 3"],
+                           partial, "custom", "none", None)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_complete_plain_dump_is_written_hashed_and_verifiable(tmp_path):
+    partial = str(tmp_path / "ok.partial")
+    script = "printf 'SELECT 1;\\n-- PostgreSQL database dump complete\\n'"
+    size, sha256, raw = _dump.dump_to_file(LocalRunner(), ["sh", "-c", script], partial, "plain", "zstd", 3)
+    assert raw == len("SELECT 1;\n-- PostgreSQL database dump complete\n")
+    assert size == os.path.getsize(partial)
+    found = _dump.verify_file(LocalRunner(), partial, "plain", "zstd", sha256)
+    assert found["method"] == "sha256+decompress+completion-line"
+    with pytest.raises(_dump.DumpError, match="reads back with sha256"):
+        _dump.verify_file(LocalRunner(), partial, "plain", "zstd", "0" * 64)
