@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Backup speed, size and memory: pg_backup against the runbooks' own commands.
 
 On a generated database of realistic rows (at least 600 MB; see _benchdb.py) it prints seconds,

@@ -114,7 +114,7 @@ class HostPostgres:
 
     def psql(self, database, sql, check=True):
         proc = subprocess.run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
-                              capture_output=True, text=True, env=self.env())
+                              capture_output=True, text=True, env=self.env(), check=False)
         if check and proc.returncode != 0:
             raise AssertionError("psql failed: %s" % proc.stderr)
         return proc.stdout.strip()
@@ -172,17 +172,18 @@ class ContainerPostgres:
         while time.monotonic() < deadline:
             # the init phase's server listens on the socket only: TCP answers once it is really up
             if subprocess.run(["docker", "exec", self.name, "pg_isready", "-h", "127.0.0.1", "-U", "postgres"],
-                              capture_output=True).returncode == 0:
+                              capture_output=True, check=False).returncode == 0:
                 break
             time.sleep(0.5)
         else:
-            logs = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True)
+            logs = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True, check=False)
             self.stop()
             raise RuntimeError("postgres container did not start:\n" + logs.stdout + logs.stderr)
 
     def psql(self, database, sql, check=True):
         proc = subprocess.run(["docker", "exec", self.name, "psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
-                               "-U", "postgres", "-d", database, "-c", sql], capture_output=True, text=True)
+                               "-U", "postgres", "-d", database, "-c", sql], capture_output=True, text=True,
+                              check=False)
         if check and proc.returncode != 0:
             raise AssertionError("psql in container failed: %s" % proc.stderr)
         return proc.stdout.strip()
@@ -193,7 +194,7 @@ class ContainerPostgres:
                             "-U", "postgres", "-d", database], stdin=fh, check=True, capture_output=True)
 
     def stop(self):
-        subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", "-v", self.name], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -283,7 +284,7 @@ def restore_into(pg, backup_path, manifest, database):
     consumer = (["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database] if fmt == "plain"
                 else ["pg_restore", "--exit-on-error", "-d", database])
     producer = subprocess.Popen(decompress, stdout=subprocess.PIPE, env=env)
-    restored = subprocess.run(consumer, stdin=producer.stdout, capture_output=True, env=env)
+    restored = subprocess.run(consumer, stdin=producer.stdout, capture_output=True, env=env, check=False)
     producer.stdout.close()
     assert producer.wait() == 0, "decompression failed"
     assert restored.returncode == 0, restored.stderr.decode()

@@ -18,7 +18,7 @@ def run_playbook(playbook, inventory, extra_vars, check=False):
             "-e", json.dumps(extra_vars)]
     if check:
         argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 

@@ -19,7 +19,7 @@ def test_a_bounded_buffer_keeps_the_head_and_the_tail():
 def test_lines_are_split_across_chunks():
     parts = iter([b"ab", b"c\nde", b"f\n", b"tail"])
     reader = LineReader(lambda: next(parts, b""))
-    assert [reader.readline() for _ in range(4)] == [b"abc\n", b"def\n", b"tail", b""]
+    assert [reader.readline() for _line in range(4)] == [b"abc\n", b"def\n", b"tail", b""]
 
 
 class FakeSocket:
@@ -38,7 +38,7 @@ def frame(stream, payload):
 
 def test_docker_frames_are_demultiplexed_whatever_the_read_sizes():
     frames = _Frames(FakeSocket(frame(1, b"out-1") + frame(2, b"err") + frame(1, b"out-2")))
-    assert [frames.next() for _ in range(4)] == [(1, b"out-1"), (2, b"err"), (1, b"out-2"), (None, b"")]
+    assert [frames.next() for _frame in range(4)] == [(1, b"out-1"), (2, b"err"), (1, b"out-2"), (None, b"")]
 
 
 def test_table_data_entries_are_counted_from_pg_restore_list():
