@@ -96,6 +96,10 @@ class BenchCluster:
                        stdout=subprocess.DEVNULL)
 
     def start(self):
+        if os.path.exists(os.path.join(DATA, "postmaster.pid")):
+            # a run that died left it running (on a port we no longer know): stop it first
+            subprocess.run(self.as_postgres + [os.path.join(bindir(), "pg_ctl"), "-D", DATA, "-m", "fast", "-w",
+                                               "stop"], check=False, capture_output=True)
         if not os.path.exists(READY):
             shutil.rmtree(BENCH_DIR, ignore_errors=True)
             os.makedirs(BENCH_DIR)

@@ -17,11 +17,12 @@ import tarfile
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
     CompressionError,
+    Decompressor,
     compressing_writer,
-    decompressed_chunks,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     HashingFile,
+    file_sha256,
     read_chunks,
     tree_digest,
 )
@@ -63,22 +64,83 @@ def _disk_error(exc, path):
     return DumpError("cannot write %s: %s" % (path, exc))
 
 
-def dump_to_file(runner, argv, partial_path, fmt, compression, level, on_started=None):
-    """Stream ``argv``'s stdout through compression into a new ``partial_path``; fsync it.
-    Returns (size, sha256, uncompressed bytes). On any failure the partial file is removed."""
-    out = HashingFile(partial_path)
+class InflightCheck:
+    """Verifies a single-file backup while it is written: every compressed byte that goes to the file is
+    also decompressed here, and the result checked by the dump's completion line (plain) or fed to
+    ``pg_restore --list`` (custom). Reading the file back afterwards (``read_back``) proves the disk holds
+    those same bytes. Together: full decompression, checksum and pg_restore --list, without a second pass
+    over the uncompressed data."""
+
+    def __init__(self, runner, fmt, compression):
+        self.fmt = fmt
+        self.decompressor = Decompressor(compression)
+        self.tail = b""
+        self.restore_list = runner.feed(["pg_restore", "--list"]) if fmt == "custom" else None
+
+    def observe(self, compressed):
+        try:
+            self._check(self.decompressor.feed(compressed))
+        except CompressionError as exc:
+            raise DumpError("verification failed: the compressed stream does not decompress: %s" % exc)
+
+    def _check(self, data):
+        if not data:
+            return
+        self.tail = (self.tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
+        if self.restore_list is not None:
+            self.restore_list.write(data)
+
+    def finish(self):
+        """What it found (dict); raises DumpError when the backup does not check out."""
+        try:
+            self._check(self.decompressor.finish())
+        except CompressionError as exc:
+            self.abort()
+            raise DumpError("verification failed: %s" % exc)
+        if self.fmt == "plain":
+            if not any(marker in self.tail for marker in PLAIN_DUMP_END):
+                raise DumpError("verification failed: the decompressed dump does not end with its completion line")
+            return dict(method="sha256+decompress+completion-line")
+        rc, out, err = self.restore_list.finish()
+        self.restore_list = None
+        if rc != 0:
+            raise DumpError("verification failed: pg_restore --list cannot read the archive: %s" % err.strip())
+        return dict(method="sha256+decompress+pg_restore-list",
+                    tables_in_archive=count_table_data(out.decode("utf-8", "replace")))
+
+    def abort(self):
+        if self.restore_list is not None:
+            self.restore_list.finish()
+            self.restore_list = None
+
+
+def read_back(path, sha256):
+    """Read a written file back from the disk and compare its sha256 with what was written."""
+    try:
+        found = file_sha256(path)
+    except OSError as exc:
+        raise DumpError("verification failed: cannot read %s back: %s" % (path, exc))
+    if found != sha256:
+        raise DumpError("verification failed: %s reads back with sha256 %s, written as %s (disk or filesystem "
+                        "error)" % (path, found, sha256))
+
+
+def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=True):
+    """Stream ``argv``'s stdout through compression into a new ``partial_path``; fsync it; with
+    ``verify``, check it in flight and read it back. Returns (size, sha256, uncompressed bytes,
+    verification). On any failure the partial file is removed."""
+    check = InflightCheck(runner, fmt, compression) if verify else None
+    out = HashingFile(partial_path, observer=check.observe if check else None)
     stream = None
     try:
         writer = compressing_writer(compression, level, out)
         stream = runner.stream(argv)
-        if on_started:
-            on_started(stream)
         raw_bytes = 0
         tail = b""
         for chunk in iter(stream.read, b""):
             raw_bytes += len(chunk)
             writer.write(chunk)
-            tail = (tail + chunk)[-TAIL_BYTES:]
+            tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
         rc, err = stream.finish()
         stream = None
         if rc != 0:
@@ -90,18 +152,24 @@ def dump_to_file(runner, argv, partial_path, fmt, compression, level, on_started
             raise DumpError("%s's output ends without its completion line; the dump is incomplete" % argv[0])
         writer.close()
         out.close()
-        return out.size, out.sha256.hexdigest(), raw_bytes
+        verification = None
+        if check:
+            verification = check.finish()
+            read_back(partial_path, out.sha256.hexdigest())
+        return out.size, out.sha256.hexdigest(), raw_bytes, verification
     except OSError as exc:
-        _abort(stream, out)
+        _abort(stream, out, check)
         raise _disk_error(exc, partial_path)
     except BaseException:
-        _abort(stream, out)
+        _abort(stream, out, check)
         raise
 
 
-def _abort(stream, out):
+def _abort(stream, out, check=None):
     if stream is not None:
         stream.kill()
+    if check is not None:
+        check.abort()
     out.discard()
 
 
@@ -208,32 +276,23 @@ def count_table_data(toc_text):
 
 
 def verify_file(runner, path, fmt, compression, sha256):
-    """Read a single-file backup back: sha256, full decompression, the plain dump's completion line
-    or ``pg_restore --list`` for a custom archive. Returns what it found (dict)."""
+    """Read a single-file backup from the disk and check it as InflightCheck does, plus its sha256
+    against ``sha256`` (from the manifest). Returns what it found (dict)."""
     digest = hashlib.sha256()
-    found = dict(method="sha256+decompress")
+    check = InflightCheck(runner, fmt, compression)
     try:
-        chunks = decompressed_chunks(compression, read_chunks(path, digest))
-        if fmt == "plain":
-            tail = b""
-            for chunk in chunks:
-                tail = (tail + chunk)[-TAIL_BYTES:]
-            if not any(marker in tail for marker in PLAIN_DUMP_END):
-                raise DumpError("verification failed: %s does not end with pg_dump's completion line" % path)
-            found["method"] += "+completion-line"
-        else:
-            rc, out, err = runner.run(["pg_restore", "--list"], input_chunks=chunks)
-            if rc != 0:
-                raise DumpError("verification failed: pg_restore --list cannot read %s: %s" % (path, err.strip()))
-            found["method"] += "+pg_restore-list"
-            found["tables_in_archive"] = count_table_data(out.decode("utf-8", "replace"))
+        for chunk in read_chunks(path, digest):
+            check.observe(chunk)
     except CompressionError as exc:
+        check.abort()
         raise DumpError("verification failed: %s: %s" % (path, exc))
     except OSError as exc:
-        raise DumpError("verification failed: cannot read %s back: %s" % (path, exc))
+        check.abort()
+        raise DumpError("verification failed: cannot read %s: %s" % (path, exc))
+    found = check.finish()
     if digest.hexdigest() != sha256:
-        raise DumpError("verification failed: %s reads back with sha256 %s, written as %s (disk or "
-                        "filesystem error)" % (path, digest.hexdigest(), sha256))
+        raise DumpError("verification failed: %s has sha256 %s, the manifest says %s" % (path, digest.hexdigest(),
+                                                                                       sha256))
     return found
 
 

@@ -178,21 +178,11 @@ class LocalRunner:
     def session(self, argv):
         return LocalSession(self._argv(argv), self.env)
 
+    def feed(self, argv):
+        return LocalFeed(self._argv(argv), self.env)
+
     def run(self, argv, input_chunks=None):
-        proc = subprocess.Popen(self._argv(argv),
-                                stdin=subprocess.PIPE if input_chunks is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env)
-        feeder = None
-        if input_chunks is not None:
-            feeder = start_feeder(proc.stdin.write, proc.stdin.close, input_chunks)
-        err = BoundedBuffer()
-        err_thread = threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)
-        err_thread.start()
-        out = proc.stdout.read()
-        rc = proc.wait()
-        err_thread.join()
-        join_feeder(feeder)
-        return rc, out, err.text()
+        return run_fed(self.feed(argv), input_chunks)
 
 
 def _drain(stream, buffer):
@@ -200,42 +190,56 @@ def _drain(stream, buffer):
         buffer.add(data)
 
 
-def start_feeder(write, close, chunks):
-    """Feed ``chunks`` to a process's stdin from a thread of its own."""
-    thread = threading.Thread(target=feed_stdin, args=(write, close, chunks), daemon=True)
-    thread.start()
-    return thread
+class _Collected:
+    def __init__(self):
+        self.data = bytearray()
+
+    def add(self, data):
+        self.data += data
 
 
-def join_feeder(thread):
-    """Wait for a feeder and re-raise what its chunk source raised (a checksum or decompression error)."""
-    if thread is None:
-        return
-    thread.join()
-    if getattr(thread, "error", None) is not None:
-        raise thread.error
+class LocalFeed:
+    """A local process we write stdin to while threads collect its stdout and stderr. A process that
+    stops reading early (pg_restore --list reads only the table of contents) is not an error here:
+    further writes are dropped and its exit code judges it."""
 
+    def __init__(self, argv, env):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env)
+        self.accepting = True
+        self._out = _Collected()
+        self._err = BoundedBuffer()
+        self._threads = [threading.Thread(target=_drain, args=(self.proc.stdout, self._out), daemon=True),
+                         threading.Thread(target=_drain, args=(self.proc.stderr, self._err), daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-def feed_stdin(write, close, chunks):
-    """Write every chunk, then close. A reader that stops early (EPIPE) is not an error here: the
-    caller judges the reader by its exit code. Errors of the chunk source itself are re-raised by the
-    caller through the thread's ``error`` attribute."""
-    thread = threading.current_thread()
-    thread.error = None
-    try:
-        for chunk in chunks:
+    def write(self, data):
+        if self.accepting:
             try:
-                write(chunk)
+                self.proc.stdin.write(data)
             except OSError:
-                # the reader stopped early (pg_restore --list reads only the table of contents);
-                # keep consuming the source so its own checks (checksums, decompression) still run
-                for _rest in chunks:
-                    pass
-                break
-    except Exception as exc:  # pylint: disable=broad-except
-        thread.error = exc
-    finally:
+                self.accepting = False
+
+    def finish(self):
         try:
-            close()
+            self.proc.stdin.close()
         except OSError:
             pass
+        rc = self.proc.wait()
+        for thread in self._threads:
+            thread.join()
+        return rc, bytes(self._out.data), self._err.text()
+
+
+def run_fed(feed, input_chunks):
+    """Write every chunk to a feed (all of them, even once the process stopped reading, so that the
+    chunk source's own checks still run), then finish it: (exit code, stdout, stderr)."""
+    try:
+        for chunk in input_chunks or ():
+            feed.write(chunk)
+    except BaseException:
+        feed.finish()
+        raise
+    return feed.finish()

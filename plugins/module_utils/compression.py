@@ -17,7 +17,9 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
 
 COMPRESSIONS = ("zstd", "gzip", "none")
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
-LEVELS = {"zstd": (1, 19, 3), "gzip": (1, 9, 6)}  # min, max, default
+# min, max, default. zstd's default is 2, not the library's 3: on realistic dumps level 2 is already
+# smaller than gzip -6 and leaves the CPU to pg_dump and the server on small machines (benchmarks/backup.py)
+LEVELS = {"zstd": (1, 19, 2), "gzip": (1, 9, 6)}
 MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
 
 
@@ -83,8 +85,7 @@ class _ZstdWriter:
         self.writer.write(data)
 
     def close(self):
-        self.writer.flush(zstandard.FLUSH_FRAME)
-        self.writer.close()
+        self.writer.close()  # ends the frame; with closefd=False the sink stays open
 
 
 def compressing_writer(compression, level, sink, threads=-1):
@@ -97,29 +98,48 @@ def compressing_writer(compression, level, sink, threads=-1):
     return _Passthrough(sink)
 
 
+class Decompressor:
+    """Incremental decompression: ``feed(chunk)`` returns what it could decompress; ``finish()`` raises
+    CompressionError when the stream ended early. Damaged data raises CompressionError on the way."""
+
+    def __init__(self, compression):
+        self.compression = compression
+        if compression == "zstd":
+            self._obj = zstandard.ZstdDecompressor().decompressobj()
+        elif compression == "gzip":
+            self._obj = zlib.decompressobj(31)
+        else:
+            self._obj = None
+
+    def feed(self, chunk):
+        if self._obj is None or not chunk:
+            return chunk
+        if self._obj.eof:
+            raise CompressionError("unexpected data after the end of the %s stream" % self.compression)
+        try:
+            out = self._obj.decompress(chunk)
+        except (zlib.error, zstandard.ZstdError) as exc:
+            raise CompressionError("%s data is damaged: %s" % (self.compression, exc))
+        if self._obj.eof and self._obj.unused_data:
+            raise CompressionError("unexpected data after the end of the %s stream" % self.compression)
+        return out
+
+    def finish(self):
+        if self._obj is None:
+            return b""
+        tail = self._obj.flush() if self.compression == "gzip" else b""
+        if not self._obj.eof:
+            raise CompressionError("the %s stream is truncated (it ends before its end marker)" % self.compression)
+        return tail
+
+
 def decompressed_chunks(compression, chunks):
     """Decompress an iterator of chunks; raises CompressionError on damaged or truncated data."""
-    if compression == "none":
-        yield from chunks
-        return
-    if compression == "zstd":
-        dobj = zstandard.ZstdDecompressor().decompressobj()
-    else:
-        dobj = zlib.decompressobj(31)
-    try:
-        for chunk in chunks:
-            out = dobj.decompress(chunk)
-            if out:
-                yield out
-            if compression == "gzip" and dobj.eof and dobj.unused_data:
-                raise CompressionError("unexpected data after the end of the gzip stream")
-        if compression == "gzip":
-            tail = dobj.flush()
-            if tail:
-                yield tail
-            if not dobj.eof:
-                raise CompressionError("the gzip stream is truncated (it ends before its trailer)")
-        elif not dobj.eof:
-            raise CompressionError("the zstd stream is truncated (its last frame is incomplete)")
-    except (zlib.error, zstandard.ZstdError) as exc:
-        raise CompressionError("%s data is damaged: %s" % (compression, exc))
+    decompressor = Decompressor(compression)
+    for chunk in chunks:
+        out = decompressor.feed(chunk)
+        if out:
+            yield out
+    tail = decompressor.finish()
+    if tail:
+        yield tail

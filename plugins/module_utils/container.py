@@ -13,14 +13,14 @@ import os
 import signal
 import socket
 import struct
+import threading
 import time
 import traceback
 
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
     LineReader,
-    join_feeder,
-    start_feeder,
+    run_fed,
 )
 
 DOCKER_IMPORT_ERROR = None
@@ -218,6 +218,39 @@ class ContainerSession:
         return self._exec.finish()
 
 
+class ContainerFeed:
+    """A process in the container we write stdin to while a thread collects its output (same contract as
+    _runner.LocalFeed)."""
+
+    def __init__(self, runner, argv):
+        self.argv = argv
+        self._exec = _Exec(runner, argv, stdin=True)
+        self.accepting = True
+        self._out = bytearray()
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self):
+        for data in iter(self._exec.read_stdout, b""):
+            self._out += data
+        # the process is gone: dockerd stops reading our stdin, so wake a write blocked on it
+        self._exec.close_stdin()
+        self.accepting = False
+
+    def write(self, data):
+        if self.accepting:
+            try:
+                self._exec.write(data)
+            except OSError:
+                self.accepting = False
+
+    def finish(self):
+        self._exec.close_stdin()
+        self._reader.join()
+        rc, err = self._exec.finish()
+        return rc, bytes(self._out), err
+
+
 class ContainerRunner:
     """Runs the client programs inside ``container`` (name or id) through ``docker exec``."""
 
@@ -250,17 +283,11 @@ class ContainerRunner:
     def session(self, argv):
         return ContainerSession(self, argv)
 
+    def feed(self, argv):
+        return ContainerFeed(self, argv)
+
     def run(self, argv, input_chunks=None):
-        ex = _Exec(self, argv, stdin=input_chunks is not None)
-        feeder = None
-        if input_chunks is not None:
-            feeder = start_feeder(ex.write, ex.close_stdin, input_chunks)
-        out = bytearray()
-        for data in iter(ex.read_stdout, b""):
-            out += data
-        rc, err = ex.finish()
-        join_feeder(feeder)
-        return rc, bytes(out), err
+        return run_fed(self.feed(argv), input_chunks)
 
     def get_archive(self, path):
         """A tar stream of ``path`` in the container (chunks of bytes)."""

@@ -125,8 +125,9 @@ def _fsync_dir(path):
 class HashingFile:
     """A new file (mode 0600, never overwriting) that hashes what is written to it."""
 
-    def __init__(self, path):
+    def __init__(self, path, observer=None):
         self.path = path
+        self.observer = observer
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.fh = os.fdopen(fd, "wb", buffering=0)
         self.sha256 = hashlib.sha256()
@@ -136,6 +137,8 @@ class HashingFile:
         self.fh.write(data)
         self.sha256.update(data)
         self.size += len(data)
+        if self.observer is not None:
+            self.observer(data)
         return len(data)
 
     def flush(self):
