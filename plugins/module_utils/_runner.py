@@ -13,11 +13,14 @@ or inside a container through ``docker exec``, so the modules never care which o
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import threading
 
 CHUNK_SIZE = 1024 * 1024
+PIPE_SIZE = 1024 * 1024
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 STDERR_LIMIT = 64 * 1024
 
 
@@ -83,6 +86,14 @@ class LineReader:
         return line
 
 
+def _widen_pipe(stream):
+    """A 1 MiB pipe instead of 64 KiB lets the producer (pg_dump) keep writing while we compress."""
+    try:
+        fcntl.fcntl(stream.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size for an unprivileged user
+
+
 class LocalStream:
     """A local process whose stdout we stream."""
 
@@ -90,6 +101,7 @@ class LocalStream:
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
+        _widen_pipe(self.proc.stdout)
         self._stderr = BoundedBuffer()
         self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
         self._stderr_thread.start()

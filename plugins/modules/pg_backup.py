@@ -317,7 +317,7 @@ def validate(module):
                              % p["database"])
     if not os.path.isabs(p["dest"]):
         module.fail_json(msg="dest=%r must be an absolute path" % p["dest"])
-    if p["format"] != "custom" and (p["all_databases"] or p["globals_only"]) and p["format"] != "plain":
+    if p["format"] == "directory" and (p["all_databases"] or p["globals_only"]):
         module.fail_json(msg="format=%s does not apply to all_databases or globals_only (pg_dumpall writes plain SQL); "
                              "leave format out" % p["format"])
     if p["jobs"] is not None:
