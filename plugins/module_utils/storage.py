@@ -180,7 +180,29 @@ def tree_digest(files):
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-class LocalStorage:
+class _Storage:
+    """What both storages share: finding the backups from their manifests. A storage provides
+    ``top_level_names(label)`` (the file names directly in it), ``read_manifest(name)`` and
+    ``location(file_name)``."""
+
+    def list_backups(self, label=None, kind=None):
+        """Backups with a manifest of ours (optionally of one label and kind), oldest first."""
+        entries = []
+        for file_name in self.top_level_names(label):
+            name = mf.name_of_manifest_file(file_name)
+            if name is None:
+                continue
+            parsed_label, when = mf.parse_name(name)
+            if label is not None and parsed_label != label:
+                continue
+            manifest = self.read_manifest(name)
+            if manifest is None or (kind is not None and manifest.get("kind") != kind):
+                continue
+            entries.append(BackupEntry(name, when, manifest, self.location(manifest["file"])))
+        return sorted(entries, key=lambda e: e.when)
+
+
+class LocalStorage(_Storage):
     """Backups in a local directory."""
 
     kind = "local"
@@ -254,25 +276,14 @@ class LocalStorage:
         except OSError:
             return None
 
-    def list_backups(self, label=None, kind=None):
-        """Backups with a manifest of ours, oldest first."""
-        entries = []
+    def top_level_names(self, label=None):
         try:
-            names = os.listdir(self.directory)
+            return os.listdir(self.directory)
         except FileNotFoundError:
-            return entries
-        for file_name in names:
-            name = mf.name_of_manifest_file(file_name)
-            if name is None:
-                continue
-            parsed_label, when = mf.parse_name(name)
-            if label is not None and parsed_label != label:
-                continue
-            manifest = self.read_manifest(name)
-            if manifest is None or (kind is not None and manifest.get("kind") != kind):
-                continue
-            entries.append(BackupEntry(name, when, manifest, self.path(manifest["file"])))
-        return sorted(entries, key=lambda e: e.when)
+            return []
+
+    def location(self, file_name):
+        return self.path(file_name)
 
     def stale_partials(self, label):
         """Leftovers of runs that died (only called while holding the lock, so none is in use)."""
@@ -311,7 +322,7 @@ def _s3_error(exc, what):
     return "%s: %s" % (what, exc)
 
 
-class S3Storage:
+class S3Storage(_Storage):
     """Backups under a prefix of an S3 bucket (AWS S3, MinIO, any S3 API)."""
 
     kind = "s3"
@@ -387,24 +398,13 @@ class S3Storage:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
             return None
 
-    def list_backups(self, label=None, kind=None):
+    def top_level_names(self, label=None):
         base = self.key("")
-        entries = []
-        for key in self._list_keys(base + (label + "_" if label else "")):
-            rest = key[len(base):]
-            if "/" in rest:
-                continue
-            name = mf.name_of_manifest_file(rest)
-            if name is None:
-                continue
-            parsed_label, when = mf.parse_name(name)
-            if label is not None and parsed_label != label:
-                continue
-            manifest = self.read_manifest(name)
-            if manifest is None or (kind is not None and manifest.get("kind") != kind):
-                continue
-            entries.append(BackupEntry(name, when, manifest, self.uri(manifest["file"])))
-        return sorted(entries, key=lambda e: e.when)
+        rests = (key[len(base):] for key in self._list_keys(base + (label + "_" if label else "")))
+        return [rest for rest in rests if "/" not in rest]
+
+    def location(self, file_name):
+        return self.uri(file_name)
 
     def remove(self, entry):
         data_key = self.key(entry.manifest["file"])

@@ -472,44 +472,53 @@ class BackupRun:
                 session.close()
             final = local.path(plan.file_name)
             local.commit(partial, final)
-            finished = datetime.datetime.now(datetime.timezone.utc)
-            manifest = dict(
-                tool=mf.TOOL, manifest_version=mf.MANIFEST_VERSION, name=plan.name, file=plan.file_name,
-                kind=plan.kind, database=plan.database, format=plan.format, compression=plan.compression,
-                compression_level=plan.level, jobs=p["jobs"], tag=p["tag"],
-                started_at=mf.isoformat(plan.started), finished_at=mf.isoformat(finished),
-                duration_seconds=round((finished - plan.started).total_seconds(), 3),
-                server_version=server_version, pg_dump_version=pg_dump_version,
-                source=self.source_facts(), hostname=socket.gethostname(),
-                row_counts_mode=plan.row_counts, verified=bool(p["verify"]),
-            )
-            manifest.update(facts)
-            if "row_counts" in manifest:
-                manifest["tables"] = len(manifest["row_counts"])
-            local.write_file_atomic(mf.manifest_file_name(plan.name), mf.dumps(manifest))
+            manifest = self.describe(server_version, pg_dump_version, facts)
+            try:
+                local.write_file_atomic(mf.manifest_file_name(plan.name), mf.dumps(manifest))
+            except BaseException:
+                local.remove_path(final)  # without its manifest it is not a backup: never leave it looking like one
+                raise
             result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
                           sha256=manifest["sha256"], size=manifest["size"])
-            result["pruned"] += apply_retention(local, plan, p, False)
+            try:
+                result["pruned"] += apply_retention(local, plan, p, False)
+            except StorageError as exc:
+                raise KeptBackupError("retention failed: %s" % exc, result)
         if p["s3"]:
-            uri, pruned = self.offsite(manifest)
-            result["s3_uri"] = uri
-            result["pruned"] += pruned
+            try:
+                s3 = S3Storage(p["s3"])
+                result["s3_uri"] = s3.upload_backup(local, manifest)
+                result["pruned"] += apply_retention(s3, plan, p, False)
+            except StorageError as exc:
+                raise KeptBackupError("offsite copy failed: %s" % exc, result)
         return result
 
-    def offsite(self, manifest):
-        p = self.params
-        try:
-            s3 = S3Storage(p["s3"])
-            uri = s3.upload_backup(self.local, manifest)
-            pruned = apply_retention(s3, self.plan, p, False)
-        except StorageError as exc:
-            raise OffsiteError("%s. The local backup is complete and verified at %s; copy it offsite by hand or "
-                               "rerun once S3 answers." % (exc, self.local.path(manifest["file"])))
-        return uri, pruned
+    def describe(self, server_version, pg_dump_version, facts):
+        """The manifest of the backup just made."""
+        plan, p = self.plan, self.params
+        finished = datetime.datetime.now(datetime.timezone.utc)
+        manifest = dict(
+            tool=mf.TOOL, manifest_version=mf.MANIFEST_VERSION, name=plan.name, file=plan.file_name,
+            kind=plan.kind, database=plan.database, format=plan.format, compression=plan.compression,
+            compression_level=plan.level, jobs=p["jobs"], tag=p["tag"],
+            started_at=mf.isoformat(plan.started), finished_at=mf.isoformat(finished),
+            duration_seconds=round((finished - plan.started).total_seconds(), 3),
+            server_version=server_version, pg_dump_version=pg_dump_version,
+            source=self.source_facts(), hostname=socket.gethostname(),
+            row_counts_mode=plan.row_counts, verified=bool(p["verify"]),
+        )
+        manifest.update(facts)
+        if "row_counts" in manifest:
+            manifest["tables"] = len(manifest["row_counts"])
+        return manifest
 
 
-class OffsiteError(Exception):
-    pass
+class KeptBackupError(Exception):
+    """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
 
 
 def check_mode_plan(module, plan):
@@ -544,8 +553,12 @@ def main():
                 result = BackupRun(module, plan, runner).run(version)
                 result.update(changed=True, format=plan.format, compression=plan.compression,
                               s3_uri=result.get("s3_uri"))
-    except OffsiteError as exc:
-        module.fail_json(msg="offsite copy failed: %s" % exc, duration=round(time.monotonic() - started, 3))
+    except KeptBackupError as exc:
+        kept = exc.result
+        module.fail_json(msg="%s. The local backup is complete and verified at %s; rerun once the cause is fixed, "
+                             "or copy it by hand." % (exc, kept["path"]),
+                         path=kept["path"], manifest_path=kept["manifest_path"], sha256=kept["sha256"],
+                         size=kept["size"], pruned=kept["pruned"], duration=round(time.monotonic() - started, 3))
     except (CommandError, _dump.DumpError, PostgresError, ContainerError, StorageError) as exc:
         module.fail_json(msg="backup of %s failed: %s. Nothing was kept and older backups are untouched."
                              % (plan.label, exc), duration=round(time.monotonic() - started, 3))
