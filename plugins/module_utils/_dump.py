@@ -291,8 +291,8 @@ def verify_file(runner, path, fmt, compression, sha256):
         raise DumpError("verification failed: cannot read %s: %s" % (path, exc))
     found = check.finish()
     if digest.hexdigest() != sha256:
-        raise DumpError("verification failed: %s has sha256 %s, the manifest says %s" % (path, digest.hexdigest(),
-                                                                                       sha256))
+        raise DumpError("verification failed: %s has sha256 %s, the manifest says %s"
+                        % (path, digest.hexdigest(), sha256))
     return found
 
 
