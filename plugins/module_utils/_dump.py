@@ -23,7 +23,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.compression impor
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     HashingFile,
     file_sha256,
-    read_chunks,
+    hashed,
     tree_digest,
 )
 
@@ -75,7 +75,8 @@ class InflightCheck:
         self.fmt = fmt
         self.decompressor = Decompressor(compression)
         self.tail = b""
-        self.restore_list = runner.feed(["pg_restore", "--list"]) if fmt == "custom" else None
+        # without a runner (no pg_restore at hand) a custom archive is checked by decompression and sha256
+        self.restore_list = runner.feed(["pg_restore", "--list"]) if fmt == "custom" and runner else None
 
     def observe(self, compressed):
         try:
@@ -101,6 +102,8 @@ class InflightCheck:
             if not any(marker in self.tail for marker in PLAIN_DUMP_END):
                 raise DumpError("verification failed: the decompressed dump does not end with its completion line")
             return dict(method="sha256+decompress+completion-line")
+        if self.restore_list is None:
+            return dict(method="sha256+decompress")
         rc, out, err = self.restore_list.finish()
         self.restore_list = None
         if rc != 0:
@@ -275,24 +278,38 @@ def count_table_data(toc_text):
     return sum(1 for line in toc_text.splitlines() if not line.startswith(";") and " TABLE DATA " in line)
 
 
-def verify_file(runner, path, fmt, compression, sha256):
-    """Read a single-file backup from the disk and check it as InflightCheck does, plus its sha256
-    against ``sha256`` (from the manifest). Returns what it found (dict)."""
+def verify_backup(storage, manifest, runner=None):
+    """Read a backup back from its storage (local or S3) and prove it against its manifest: size and
+    sha256 of every file, full decompression of a single-file backup, and with a ``runner`` that has
+    pg_restore, ``pg_restore --list`` of a custom archive. Raises DumpError naming what is wrong."""
+    location = storage.location(manifest["file"])
+    if manifest["format"] == "directory":
+        files = []
+        for item in manifest.get("files", []):
+            digest = hashlib.sha256()
+            size = sum(len(c) for c in hashed(storage.open_chunks("%s/%s" % (manifest["file"], item["path"])),
+                                              digest))
+            files.append(dict(path=item["path"], size=size, sha256=digest.hexdigest()))
+            if (size, digest.hexdigest()) != (item["size"], item["sha256"]):
+                raise DumpError("%s/%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s"
+                                % (location, item["path"], size, digest.hexdigest(), item["size"], item["sha256"]))
+        if tree_digest(files) != manifest["sha256"]:
+            raise DumpError("%s does not hold the files its manifest lists" % location)
+        return dict(method="sha256 of every file")
     digest = hashlib.sha256()
-    check = InflightCheck(runner, fmt, compression)
+    check = InflightCheck(runner, manifest["format"], manifest["compression"])
+    size = 0
     try:
-        for chunk in read_chunks(path, digest):
+        for chunk in hashed(storage.open_chunks(manifest["file"]), digest):
+            size += len(chunk)
             check.observe(chunk)
-    except CompressionError as exc:
+        found = check.finish()
+    except DumpError as exc:
         check.abort()
-        raise DumpError("verification failed: %s: %s" % (path, exc))
-    except OSError as exc:
-        check.abort()
-        raise DumpError("verification failed: cannot read %s: %s" % (path, exc))
-    found = check.finish()
-    if digest.hexdigest() != sha256:
-        raise DumpError("verification failed: %s has sha256 %s, the manifest says %s"
-                        % (path, digest.hexdigest(), sha256))
+        raise DumpError("%s is damaged: %s" % (location, exc))
+    if (size, digest.hexdigest()) != (manifest["size"], manifest["sha256"]):
+        raise DumpError("%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s"
+                        % (location, size, digest.hexdigest(), manifest["size"], manifest["sha256"]))
     return found
 
 

@@ -16,3 +16,17 @@ class RunbookModule(AnsibleModule):
 
     def add_path_info(self, kwargs):
         return kwargs
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value):
+    """Seconds from ``90``, ``"90s"``, ``"30m"``, ``"26h"``, ``"7d"`` or ``"1w"``; ValueError otherwise."""
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return int(text)
+    number, unit = text[:-1], text[-1:]
+    if unit not in DURATION_UNITS or not number.replace(".", "", 1).isdigit():
+        raise ValueError("%r is not a duration: use seconds or a number with s, m, h, d or w, such as 26h" % value)
+    return int(float(number) * DURATION_UNITS[unit])

@@ -165,13 +165,11 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def read_chunks(path, digest=None):
-    """The chunks of a file, updating ``digest`` on the way."""
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(READ_SIZE), b""):
-            if digest is not None:
-                digest.update(chunk)
-            yield chunk
+def hashed(chunks, digest):
+    """Pass chunks through, updating ``digest`` on the way."""
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
 
 
 def tree_digest(files):
@@ -284,6 +282,15 @@ class LocalStorage(_Storage):
 
     def location(self, file_name):
         return self.path(file_name)
+
+    def open_chunks(self, file_name):
+        """The chunks of a file of this storage (a path relative to it)."""
+        path = self.path(file_name)
+        try:
+            with open(path, "rb") as fh:
+                yield from iter(lambda: fh.read(READ_SIZE), b"")
+        except OSError as exc:
+            raise StorageError("cannot read %s: %s" % (path, exc.strerror or exc))
 
     def stale_partials(self, label):
         """Leftovers of runs that died (only called while holding the lock, so none is in use)."""
@@ -405,6 +412,14 @@ class S3Storage(_Storage):
 
     def location(self, file_name):
         return self.uri(file_name)
+
+    def open_chunks(self, file_name):
+        """The chunks of an object under the prefix, streamed."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(file_name))["Body"]
+            yield from body.iter_chunks(READ_SIZE)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise StorageError(_s3_error(exc, "reading %s failed" % self.uri(file_name)))
 
     def remove(self, entry):
         data_key = self.key(entry.manifest["file"])

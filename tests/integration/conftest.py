@@ -3,6 +3,7 @@ a PostgreSQL cluster on loopback (initdb), a PostgreSQL container from the proje
 S3 API server (moto). Plus helpers that run our modules exactly as Ansible does."""
 
 import contextlib
+import datetime
 import json
 import os
 import shutil
@@ -339,3 +340,19 @@ class TableLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def age_backup(dest, name, days):
+    """Make a backup look ``days`` old: its name carries its time, as do its manifest's fields."""
+    with open(os.path.join(dest, name + ".manifest.json")) as fh:
+        manifest = json.load(fh)
+    label = name.rsplit("_", 1)[0]
+    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
+    new_name = "%s_%s" % (label, when.strftime("%Y%m%dT%H%M%SZ"))
+    new_file = manifest["file"].replace(name, new_name)
+    os.rename(os.path.join(dest, manifest["file"]), os.path.join(dest, new_file))
+    manifest.update(name=new_name, file=new_file)
+    with open(os.path.join(dest, new_name + ".manifest.json"), "w") as fh:
+        json.dump(manifest, fh)
+    os.unlink(os.path.join(dest, name + ".manifest.json"))
+    return new_name

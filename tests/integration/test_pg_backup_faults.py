@@ -1,7 +1,6 @@
 """Faults: each ends with a clear failure (or the right success), no partial file that looks
 complete, older backups untouched and the lock released."""
 
-import datetime
 import fcntl
 import json
 import os
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ModuleRun, TableLock, free_port, pids_of, run_module, wait_for
+from conftest import ModuleRun, TableLock, age_backup, free_port, pids_of, run_module, wait_for
 
 LOCK_FILE = ".stackops-runbook.lock"
 
@@ -173,22 +172,6 @@ def test_a_second_run_with_lock_timeout_waits_for_the_first(host_pg, dest):
         results = [first.result(), second.result()]
     assert [r.get("failed") for r in results] == [None, None]
     assert results[0]["path"] != results[1]["path"]
-
-
-def age_backup(dest, name, days):
-    """Make a backup look ``days`` old: its name carries its time, as do its manifest's fields."""
-    with open(os.path.join(dest, name + ".manifest.json")) as fh:
-        manifest = json.load(fh)
-    label = name.rsplit("_", 1)[0]
-    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days)
-    new_name = "%s_%s" % (label, when.strftime("%Y%m%dT%H%M%SZ"))
-    new_file = manifest["file"].replace(name, new_name)
-    os.rename(os.path.join(dest, manifest["file"]), os.path.join(dest, new_file))
-    manifest.update(name=new_name, file=new_file)
-    with open(os.path.join(dest, new_name + ".manifest.json"), "w") as fh:
-        json.dump(manifest, fh)
-    os.unlink(os.path.join(dest, name + ".manifest.json"))
-    return new_name
 
 
 def expired_backups(pg_args, dest, ages=(10, 20, 30)):

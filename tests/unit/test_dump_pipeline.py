@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import LocalStorage
 
 
 def test_an_empty_dump_fails_and_leaves_no_partial_file(tmp_path):
@@ -39,7 +40,13 @@ def test_a_complete_plain_dump_is_written_hashed_and_verifiable(tmp_path):
     assert verification == dict(method="sha256+decompress+completion-line")
     assert raw == len("SELECT 1;\n-- PostgreSQL database dump complete\n")
     assert size == os.path.getsize(partial)
-    found = _dump.verify_file(LocalRunner(), partial, "plain", "zstd", sha256)
+    storage = LocalStorage(str(tmp_path))
+    manifest = dict(file="ok.partial", format="plain", compression="zstd", size=size, sha256=sha256)
+    found = _dump.verify_backup(storage, manifest, LocalRunner())
     assert found["method"] == "sha256+decompress+completion-line"
-    with pytest.raises(_dump.DumpError, match="the manifest says 0000"):
-        _dump.verify_file(LocalRunner(), partial, "plain", "zstd", "0" * 64)
+    with pytest.raises(_dump.DumpError, match="with sha256 0000"):
+        _dump.verify_backup(storage, dict(manifest, sha256="0" * 64), LocalRunner())
+    with open(partial, "r+b") as fh:
+        fh.truncate(size - 3)
+    with pytest.raises(_dump.DumpError, match="ok.partial is damaged: verification failed: the zstd stream is truncated"):
+        _dump.verify_backup(storage, manifest)

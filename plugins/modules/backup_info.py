@@ -1,0 +1,210 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: List the backups pg_backup made, check their freshness (RPO) and re-verify them
+version_added: 0.1.0
+description:
+  - Lists the backups in a local directory or an S3 prefix from their manifests, newest last, with the latest
+    one per database.
+  - With O(max_age) (the recovery point objective) tells whether the latest backup is fresh, and fails when
+    told to.
+  - With O(verify) re-reads backups and checks them against their manifests (size, sha256, full
+    decompression), which finds bit rot and truncated files.
+author:
+  - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.storage
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+options:
+  path:
+    description: Directory of the backups (the O(stackops.runbook.pg_backup#module:dest) of pg_backup).
+    type: path
+  database:
+    description:
+      - Only the backups of this database (or label, such as C(globals)).
+      - Default is every database; O(max_age) then applies to the latest backup of each.
+    type: str
+  max_age:
+    description:
+      - The oldest the latest backup may be to count as fresh, in seconds or with a unit (C(90m), C(26h), C(7d)).
+    type: str
+  fail_if_stale:
+    description: Fail the task when a latest backup is older than O(max_age), or when there is none.
+    type: bool
+    default: false
+  verify:
+    description:
+      - Re-read backups and check them against their manifests. C(latest) checks the latest backup of each
+        database, C(all) every backup, C(none) none.
+      - A backup that does not check out fails the task, naming it and what is wrong.
+    type: str
+    choices: [none, latest, all]
+    default: none
+notes:
+  - Exactly one of O(path) and O(s3) is required.
+seealso:
+  - module: stackops.runbook.pg_backup
+"""
+
+EXAMPLES = r"""
+- name: Fail when last night's backup is missing (RPO 26 hours)
+  stackops.runbook.backup_info:
+    path: /var/backups/postgres
+    database: app
+    max_age: 26h
+    fail_if_stale: true
+
+- name: Check the offsite copies for bit rot
+  stackops.runbook.backup_info:
+    s3:
+      bucket: backups
+      prefix: prod/postgres
+    verify: all
+"""
+
+RETURN = r"""
+backups:
+  description: Every backup found, oldest first.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261122T030000Z", "database": "app", "time": "2026-11-22T03:00:00.000000Z", "size": 1048576,
+            "format": "custom", "compression": "zstd", "sha256": "9f86d0...", "verified": true, "age_seconds": 3600,
+            "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst"}]
+latest:
+  description: The newest backup of each database (label), keyed by it.
+  returned: always
+  type: dict
+  sample: {"app": {"name": "app_20261122T030000Z", "age_seconds": 3600}}
+fresh:
+  description: Whether every latest backup is younger than O(max_age); null without O(max_age).
+  returned: always
+  type: bool
+  sample: true
+age_seconds:
+  description: Age of the newest latest backup (of O(database) when given); null when there is none.
+  returned: always
+  type: int
+  sample: 3600
+stale:
+  description: The databases whose latest backup is older than O(max_age).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+verified:
+  description: The backups O(verify) re-read and found good, with how they were checked.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261122T030000Z", "method": "sha256+decompress"}]
+"""
+
+import datetime
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    BOTO3_IMPORT_ERROR,
+    LocalStorage,
+    S3Storage,
+    StorageError,
+    s3_argument_spec,
+)
+
+
+def describe(entry, now):
+    info = entry.as_dict()
+    info["age_seconds"] = int((now - entry.when).total_seconds())
+    return info
+
+
+def main():
+    module = RunbookModule(
+        argument_spec=dict(
+            path=dict(type="path"),
+            s3=s3_argument_spec(),
+            database=dict(type="str"),
+            max_age=dict(type="str"),
+            fail_if_stale=dict(type="bool", default=False),
+            verify=dict(type="str", default="none", choices=["none", "latest", "all"]),
+        ),
+        mutually_exclusive=[("path", "s3")],
+        required_one_of=[("path", "s3")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["database"] is not None and not mf.is_safe_name(p["database"]):
+        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
+                             % p["database"])
+    max_age = None
+    if p["max_age"] is not None:
+        try:
+            max_age = parse_duration(p["max_age"])
+        except ValueError as exc:
+            module.fail_json(msg="max_age: %s" % exc)
+    if p["fail_if_stale"] and max_age is None:
+        module.fail_json(msg="fail_if_stale needs max_age (the RPO, such as 26h)")
+    if p["s3"] and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    if p["verify"] != "none" and ZSTD_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        storage = S3Storage(p["s3"]) if p["s3"] else LocalStorage(p["path"])
+        entries = storage.list_backups(p["database"])
+    except StorageError as exc:
+        module.fail_json(msg="cannot list the backups: %s" % exc)
+
+    latest = {}
+    for entry in entries:  # oldest first, so the last one seen per label is its latest
+        latest[mf.parse_name(entry.name)[0]] = entry
+    result = dict(changed=False, backups=[describe(e, now) for e in entries],
+                  latest={label: describe(e, now) for label, e in latest.items()}, verified=[])
+    newest = max(latest.values(), key=lambda e: e.when, default=None)
+    result["age_seconds"] = int((now - newest.when).total_seconds()) if newest else None
+
+    result["fresh"] = None
+    result["stale"] = []
+    if max_age is not None:
+        wanted = [p["database"]] if p["database"] else sorted(latest)
+        result["stale"] = [label for label in wanted
+                           if label not in latest or (now - latest[label].when).total_seconds() > max_age]
+        result["fresh"] = bool(wanted) and not result["stale"]
+
+    to_verify = entries if p["verify"] == "all" else list(latest.values()) if p["verify"] == "latest" else []
+    damaged = []
+    for entry in to_verify:
+        try:
+            found = verify_backup(storage, entry.manifest)
+            result["verified"].append(dict(name=entry.name, **found))
+        except (DumpError, StorageError) as exc:
+            damaged.append(str(exc))
+    if damaged:
+        module.fail_json(msg="%d backup(s) do not match their manifests: %s" % (len(damaged), "; ".join(damaged)),
+                         **result)
+    if p["fail_if_stale"] and not result["fresh"]:
+        module.fail_json(msg="backups are stale (RPO %s): %s" % (p["max_age"], ", ".join(
+            "%s (%s)" % (label, "none found" if label not in latest else "latest is %.1f hours old" % (
+                (now - latest[label].when).total_seconds() / 3600)) for label in result["stale"]) or "none found"),
+            **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
