@@ -321,18 +321,23 @@ class TableLock:
     """Holds ACCESS EXCLUSIVE on a table in an open transaction, so a pg_dump blocks on it: a dump
     that stays in flight for as long as a test needs."""
 
-    def __init__(self, pg, database, table):
+    def __init__(self, pg, database, table=None):
+        """With no table, just a connected session idle in a transaction (an application's connection)."""
         self.proc = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=pg.env(), text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n\\echo locked\n" % table)
+        statement = "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % table if table else "SET application_name = 'demo-api'"
+        self.proc.stdin.write("BEGIN;\n%s;\n\\echo locked\n" % statement)
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "locked"
 
     def release(self):
         if self.proc.poll() is None:
-            self.proc.stdin.write("ROLLBACK;\n\\q\n")
-            self.proc.stdin.flush()
+            try:
+                self.proc.stdin.write("ROLLBACK;\n\\q\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # the session was terminated
             self.proc.wait(timeout=30)
 
     def __enter__(self):

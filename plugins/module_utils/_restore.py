@@ -1,0 +1,189 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Finding a backup in its storage and restoring it into a database: what pg_restore and restore_drill
+share. Restores stream from the storage through decompression into psql or pg_restore.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    HashingFile,
+    LocalStorage,
+    S3Storage,
+)
+
+
+class RestoreError(Exception):
+    """A restore step failed; the message says what and what to do."""
+
+
+def literal(value):
+    return "'%s'" % value.replace("'", "''")
+
+
+def ident(value):
+    return '"%s"' % value.replace('"', '""')
+
+
+def open_storage(params):
+    """The storage named by ``path`` or ``s3``; a ``backup`` given as an absolute file path names its own."""
+    if params.get("s3"):
+        return S3Storage(params["s3"])
+    backup = params.get("backup") or "latest"
+    if params.get("path"):
+        return LocalStorage(params["path"])
+    if os.path.isabs(backup):
+        return LocalStorage(os.path.dirname(backup.rstrip("/")))
+    raise RestoreError("say where the backups are: path (a directory), s3, or backup as an absolute file path")
+
+
+def find_backup(storage, backup, label):
+    """The manifest of ``backup``: ``latest`` (of ``label``), a backup name, a file path or an S3 key."""
+    if backup in (None, "latest"):
+        entries = storage.list_backups(label, kind="database")
+        if not entries:
+            raise RestoreError("no backup of %s found in %s" % (label, storage.location("")))
+        return entries[-1].manifest
+    if isinstance(storage, S3Storage) and "/" in backup.strip("/"):
+        base = storage.key("")
+        if not backup.startswith(base):
+            raise RestoreError("the S3 key %r is outside the prefix %r: name a backup under s3.prefix" % (backup, base))
+        backup = backup[len(base):]
+    name = os.path.basename(backup.rstrip("/")).split(".", 1)[0]
+    if mf.parse_name(name) is None:
+        raise RestoreError("%r is not a backup name (LABEL_YYYYMMDDTHHMMSSZ) nor a file pg_backup wrote" % backup)
+    manifest = storage.read_manifest(name)
+    if manifest is None:
+        raise RestoreError("backup %s has no manifest in %s (missing, or not written by pg_backup)"
+                           % (name, storage.location("")))
+    return manifest
+
+
+def stage_locally(storage, manifest, workdir):
+    """Copy a backup from S3 into ``workdir`` so it is read once from the network; returns a LocalStorage."""
+    if isinstance(storage, LocalStorage):
+        return storage
+    local = LocalStorage(workdir)
+    files = [item["path"] for item in manifest.get("files", [])]
+    names = ["%s/%s" % (manifest["file"], f) for f in files] if manifest["format"] == "directory" else [
+        manifest["file"]]
+    if manifest["format"] == "directory":
+        os.makedirs(local.path(manifest["file"]), mode=0o700)
+    for name in names:
+        out = HashingFile(local.path(name))
+        try:
+            for chunk in storage.open_chunks(name):
+                out.write(chunk)
+            out.close()
+        except BaseException:
+            out.discard()
+            raise
+    local.write_file_atomic(mf.manifest_file_name(manifest["name"]), mf.dumps(manifest))
+    return local
+
+
+def _put_directory(runner, local_dir, container_dir):
+    """Copy a directory backup into the container (docker put_archive)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(local_dir, arcname=os.path.basename(container_dir))
+    buf.seek(0)
+    runner.run(["mkdir", "-p", os.path.dirname(container_dir)])
+    runner.client.api.put_archive(runner.container, os.path.dirname(container_dir), buf.getvalue())
+
+
+def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, tables=None):
+    """Restore a backup into ``database`` (which exists and is empty, or holds the ``tables``)."""
+    fmt = manifest["format"]
+    owner = ["--no-owner", "--no-privileges"] if no_owner else []
+    selection = []
+    for table in tables or []:
+        schema, _dot, name = table.rpartition(".")
+        selection += (["--schema", schema] if schema else []) + ["--table", name]
+    if tables:
+        selection = ["--clean", "--if-exists", "--single-transaction"] + selection
+    if fmt == "plain":
+        argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-d", database]
+        chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
+        rc, _out, err = runner.run(argv, input_chunks=chunks)
+    elif fmt == "custom":
+        argv = ["pg_restore", "--exit-on-error", "--no-password", "-d", database] + owner + selection
+        chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
+        rc, _out, err = runner.run(argv, input_chunks=chunks)
+    else:
+        parallel = ["--jobs=%d" % jobs] if jobs and not tables else []
+        source = storage.path(manifest["file"])
+        if runner.kind == "container":
+            inside = "/tmp/stackops-restore-%s" % manifest["name"]
+            _put_directory(runner, source, inside)
+            source = inside
+        argv = ["pg_restore", "--exit-on-error", "--no-password", "-d", database] + parallel + owner + selection
+        try:
+            rc, _out, err = runner.run(argv + [source])
+        finally:
+            if runner.kind == "container":
+                runner.run(["rm", "-rf", source])
+    if rc != 0:
+        raise CommandError(argv, rc, err)
+
+
+def compare_counts(expected, actual):
+    """{table: {"expected": n, "restored": m}} for every table whose counts differ or that is missing."""
+    differences = {}
+    for table in sorted(set(expected) | set(actual)):
+        if expected.get(table) != actual.get(table):
+            differences[table] = dict(expected=expected.get(table), restored=actual.get(table))
+    return differences
+
+
+class Admin:
+    """Database-level statements on a server, through a psql session to its maintenance database."""
+
+    def __init__(self, runner, maintenance_db="postgres"):
+        self.session = PsqlSession(runner, maintenance_db)
+
+    def exists(self, database):
+        return self.session.scalar("SELECT count(*) FROM pg_database WHERE datname = %s;" % literal(database)) == "1"
+
+    def other_sessions(self, database):
+        rows = self.session.query(
+            "SELECT json_build_object('pid', pid, 'user', usename, 'application', application_name, "
+            "'client', client_addr::text, 'state', state) FROM pg_stat_activity WHERE datname = %s "
+            "AND pid <> pg_backend_pid();" % literal(database))
+        return [json.loads(row) for row in rows if row.strip()]
+
+    def terminate(self, database):
+        self.session.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                           "AND pid <> pg_backend_pid();" % literal(database))
+
+    def create(self, database):
+        self.session.query("CREATE DATABASE %s;" % ident(database))
+
+    def drop(self, database):
+        self.session.query("DROP DATABASE IF EXISTS %s;" % ident(database))
+
+    def rename(self, old, new):
+        self.session.query("ALTER DATABASE %s RENAME TO %s;" % (ident(old), ident(new)))
+
+    def close(self):
+        self.session.close()
+
+
+def row_counts(runner, database):
+    session = PsqlSession(runner, database)
+    try:
+        return session.row_counts("exact")
+    finally:
+        session.close()
+

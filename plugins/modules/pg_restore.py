@@ -1,0 +1,330 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a pg_backup backup into a database, safely
+version_added: 0.1.0
+description:
+  - Restores a backup written by M(stackops.runbook.pg_backup) (the latest, a named one, a file or an S3 key)
+    into a database, and proves it: the restored per-table row counts are compared with the manifest's.
+  - The backup's sha256 is checked before anything is touched; a mismatch stops with no change made.
+  - The backup is restored into a scratch database first; only when it restored and its row counts match does
+    it replace the target (drop, then rename). A failed restore leaves the target as it was.
+  - Replacing an existing database needs O(confirm) set to its name, and refuses while other sessions are
+    connected to it unless O(terminate_connections) is set.
+  - With O(tables), restores only those tables (custom and directory archives) into the existing target.
+author:
+  - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.postgres
+  - stackops.runbook.docker
+  - stackops.runbook.storage
+attributes:
+  check_mode:
+    support: full
+    description: Finds and verifies the backup and reports what would be replaced; changes nothing.
+  diff_mode:
+    support: none
+    description: Row count differences are returned instead.
+options:
+  backup:
+    description:
+      - C(latest) (of O(database)), a backup name such as C(app_20261122T030000Z), the absolute path of a backup
+        file, or an S3 key under O(s3.prefix).
+    type: str
+    default: latest
+  path:
+    description: Directory of the backups (the O(stackops.runbook.pg_backup#module:dest) of pg_backup).
+    type: path
+  database:
+    description: Whose backups to pick C(latest) from. Default is O(target_database).
+    type: str
+  target_database:
+    description: The database to restore into. Letters, digits, C(_), C(.) and C(-) only.
+    type: str
+    required: true
+  confirm:
+    description:
+      - Must be the name of O(target_database) when that database exists. Nothing replaces a database without it.
+    type: str
+  terminate_connections:
+    description: End the other sessions connected to O(target_database) before replacing it.
+    type: bool
+    default: false
+  tables:
+    description:
+      - Restore only these tables (C(schema.table) or C(table)) from a custom or directory archive into the
+        existing O(target_database), replacing them there in one transaction.
+    type: list
+    elements: str
+  jobs:
+    description: Parallel restore jobs (directory archives).
+    type: int
+  no_owner:
+    description: Skip ownership and privileges (C(--no-owner --no-privileges)), for a server without the original roles.
+    type: bool
+    default: false
+notes:
+  - Replacing a database needs room for a second copy while the scratch database is restored.
+seealso:
+  - module: stackops.runbook.pg_backup
+  - module: stackops.runbook.restore_drill
+"""
+
+EXAMPLES = r"""
+- name: Replace the app database with last night's backup (the runbook's full restore)
+  stackops.runbook.pg_restore:
+    path: /var/backups/postgres
+    target_database: app
+    confirm: app
+    terminate_connections: true
+
+- name: Restore one table from a named backup
+  stackops.runbook.pg_restore:
+    path: /var/backups/postgres
+    backup: app_20261122T030000Z
+    target_database: app
+    confirm: app
+    tables: [public.users]
+
+- name: Restore the latest offsite copy into a new database, inside the postgres container
+  stackops.runbook.pg_restore:
+    container: app-postgres-1
+    s3:
+      bucket: backups
+      prefix: prod/postgres
+    database: app
+    target_database: app_restored
+"""
+
+RETURN = r"""
+restored:
+  description: Whether the backup was restored.
+  returned: always
+  type: bool
+  sample: true
+backup:
+  description: The backup that was restored (its manifest's name).
+  returned: always
+  type: str
+  sample: app_20261122T030000Z
+replaced:
+  description: Whether an existing database was replaced.
+  returned: always
+  type: bool
+  sample: true
+duration:
+  description: Seconds the whole task took.
+  returned: always
+  type: float
+  sample: 42.1
+restore_seconds:
+  description: Seconds the restore itself took.
+  returned: success and not check mode
+  type: float
+  sample: 35.4
+row_counts:
+  description: Rows per table in the restored database.
+  returned: success and not check mode
+  type: dict
+  sample: {"public.users": 20000}
+differences:
+  description: Tables whose restored row counts differ from the manifest (expected, restored).
+  returned: always
+  type: dict
+  sample: {}
+sessions:
+  description: Other sessions connected to the target when the task looked.
+  returned: when the target exists
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "user": "app", "application": "api", "client": "172.18.0.3", "state": "idle"}]
+"""
+
+import shutil
+import tempfile
+import time
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    Admin,
+    RestoreError,
+    compare_counts,
+    find_backup,
+    open_storage,
+    restore_into,
+    row_counts,
+    stage_locally,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+    ClientContext,
+    PostgresError,
+    postgres_common_argument_spec,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    BOTO3_IMPORT_ERROR,
+    StorageError,
+    s3_argument_spec,
+)
+
+SCRATCH_SUFFIX = "__restoring"
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        backup=dict(type="str", default="latest"),
+        path=dict(type="path"),
+        s3=s3_argument_spec(),
+        database=dict(type="str"),
+        target_database=dict(type="str", required=True),
+        confirm=dict(type="str"),
+        terminate_connections=dict(type="bool", default=False),
+        tables=dict(type="list", elements="str"),
+        jobs=dict(type="int"),
+        no_owner=dict(type="bool", default=False),
+    )
+    return spec
+
+
+def validate(module):
+    p = module.params
+    for key in ("target_database", "database"):
+        if p[key] is not None and (not mf.is_safe_name(p[key]) or len(p[key]) > 63 - len(SCRATCH_SUFFIX)):
+            module.fail_json(msg="%s=%r cannot be used: letters, digits, '_', '.' and '-' only, at most %d characters"
+                                 % (key, p[key], 63 - len(SCRATCH_SUFFIX)))
+    if p["jobs"] is not None and p["jobs"] < 1:
+        module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
+    if p["path"] and p["s3"]:
+        module.fail_json(msg="path and s3 are mutually exclusive: name one place to find the backup in")
+    if ZSTD_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
+    if p["container"] and DOCKER_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    if p["s3"] and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+
+
+class Restore:
+    def __init__(self, module, runner):
+        self.module = module
+        self.p = module.params
+        self.runner = runner
+        self.result = dict(changed=False, restored=False, replaced=False, differences={})
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, **self.result)
+
+    def run(self, workdir):
+        p = self.p
+        target = p["target_database"]
+        storage = open_storage(p)
+        manifest = find_backup(storage, p["backup"], p["database"] or target)
+        self.result["backup"] = manifest["name"]
+        if p["tables"] and manifest["format"] == "plain":
+            self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
+                      "database and copy the table)" % manifest["name"])
+        local = stage_locally(storage, manifest, workdir)
+        try:
+            verify_backup(local, manifest, self.runner)
+        except DumpError as exc:
+            self.fail("the backup does not match its manifest, so nothing was changed: %s" % exc)
+        admin = Admin(self.runner)
+        try:
+            return self._restore(admin, local, manifest, target)
+        finally:
+            admin.close()
+
+    def _restore(self, admin, local, manifest, target):
+        p = self.p
+        exists = admin.exists(target)
+        if exists:
+            self.result["sessions"] = admin.other_sessions(target)
+            if p["confirm"] != target:
+                self.fail("%s exists; restoring %s %s it. Set confirm: %s to say so (nothing was changed)"
+                          % (target, manifest["name"], "into it replaces tables of" if p["tables"] else "replaces",
+                             target))
+            if self.result["sessions"] and not p["terminate_connections"]:
+                self.fail("%d other session(s) are connected to %s (%s); stop the application first or set "
+                          "terminate_connections: true (nothing was changed)" % (
+                              len(self.result["sessions"]), target,
+                              ", ".join("pid %(pid)s %(user)s/%(application)s" % s for s in self.result["sessions"])))
+        elif p["tables"]:
+            self.fail("tables restores into an existing database, and %s does not exist" % target)
+        self.result.update(changed=True, replaced=exists and not p["tables"])
+        if self.module.check_mode:
+            return self.result
+        started = time.monotonic()
+        if p["tables"]:
+            restore_into(self.runner, local, manifest, target, p["jobs"], p["no_owner"], p["tables"])
+            counts = row_counts(self.runner, target)
+            expected = {t: n for t, n in (manifest.get("row_counts") or {}).items()
+                        if t in p["tables"] or t.split(".", 1)[-1] in p["tables"]}
+            counts = {t: n for t, n in counts.items() if t in expected}
+        else:
+            counts = self._restore_whole(admin, local, manifest, target, exists)
+            expected = manifest.get("row_counts") or {}
+        self.result.update(restored=True, restore_seconds=round(time.monotonic() - started, 3), row_counts=counts,
+                           differences=compare_counts(expected, counts) if expected else {})
+        return self.result
+
+    def _restore_whole(self, admin, local, manifest, target, exists):
+        """Restore into a scratch database; only a restore whose counts match replaces the target."""
+        scratch = target + SCRATCH_SUFFIX
+        admin.drop(scratch)  # a leftover of a run that died
+        admin.create(scratch)
+        try:
+            restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"])
+            counts = row_counts(self.runner, scratch)
+            differences = compare_counts(manifest.get("row_counts") or {}, counts) if manifest.get(
+                "row_counts") else {}
+            if differences:
+                self.result["differences"] = differences
+                raise RestoreError("the restored row counts differ from the manifest (%s); %s was not touched"
+                                   % (", ".join("%s: %s expected, %s restored" % (t, d["expected"], d["restored"])
+                                                for t, d in differences.items()), target))
+            if exists:
+                if self.p["terminate_connections"]:
+                    admin.terminate(target)
+                elif admin.other_sessions(target):
+                    raise RestoreError("sessions connected to %s while it was being restored; it was not touched. "
+                                       "Stop the application or set terminate_connections: true" % target)
+                admin.drop(target)
+            admin.rename(scratch, target)
+        except BaseException:
+            admin.drop(scratch)
+            raise
+        return counts
+
+
+def main():
+    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
+    validate(module)
+    started = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="stackops-restore-")
+    result = {}
+    try:
+        with ClientContext(module.params) as runner:
+            restore = Restore(module, runner)
+            result = restore.run(workdir)
+    except (RestoreError, CommandError, PostgresError, ContainerError, StorageError) as exc:
+        module.fail_json(msg="restore into %s failed: %s" % (module.params["target_database"], exc),
+                         duration=round(time.monotonic() - started, 3))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["duration"] = round(time.monotonic() - started, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

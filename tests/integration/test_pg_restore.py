@@ -1,0 +1,122 @@
+"""pg_restore: a full restore replaces a database and the row counts match; it refuses without the
+right confirm, with live sessions, or on a checksum mismatch, each leaving the target untouched."""
+
+import os
+
+import pytest
+
+from conftest import TableLock, exact_counts, run_module
+
+
+@pytest.fixture
+def backup(host_pg, tmp_path_factory):
+    dest = str(tmp_path_factory.mktemp("restore") / "backups")
+    result = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest))
+    assert not result.get("failed"), result.get("msg")
+    return result
+
+
+def target_with_one_table(pg, name):
+    pg.psql("postgres", 'DROP DATABASE IF EXISTS "%s"' % name)
+    pg.psql("postgres", 'CREATE DATABASE "%s"' % name)
+    pg.psql(name, "CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 42)")
+
+
+@pytest.mark.parametrize("fmt", ["custom", "plain", "directory"])
+def test_a_full_restore_replaces_the_database_and_the_counts_match(host_pg, tmp_path, fmt):
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest, format=fmt))
+    target_with_one_table(host_pg, "app_copy")
+    result = run_module("pg_restore", dict(host_pg.connection(), path=dest, database="app",
+                                           target_database="app_copy", confirm="app_copy", jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert result["restored"] and result["replaced"] and result["differences"] == {}
+    assert result["backup"] == made["manifest"]["name"]
+    assert exact_counts(host_pg.psql, "app_copy") == made["manifest"]["row_counts"] == result["row_counts"]
+    assert host_pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'app_copy%'") == "1"
+
+
+def test_a_new_database_is_created_from_a_backup_file_path(host_pg, backup):
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS app_new")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"], target_database="app_new"))
+    assert not result.get("failed"), result.get("msg")
+    assert result["replaced"] is False
+    assert exact_counts(host_pg.psql, "app_new") == backup["manifest"]["row_counts"]
+
+
+def test_replacing_without_the_right_confirm_is_refused_and_the_target_untouched(host_pg, backup):
+    target_with_one_table(host_pg, "app_live")
+    for confirm in (None, "app"):
+        args = dict(host_pg.connection(), backup=backup["path"], target_database="app_live")
+        if confirm:
+            args["confirm"] = confirm
+        result = run_module("pg_restore", args)
+        assert result["failed"]
+        assert "app_live exists; restoring %s replaces it. Set confirm: app_live" % backup["manifest"]["name"] in \
+            result["msg"]
+    assert exact_counts(host_pg.psql, "app_live") == {"public.keep_me": 42}
+
+
+def test_a_target_with_live_sessions_is_refused_unless_told_to_terminate(host_pg, backup):
+    target_with_one_table(host_pg, "app_busy")
+    with TableLock(host_pg, "app_busy"):
+        refused = run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"],
+                                                target_database="app_busy", confirm="app_busy"))
+        assert refused["failed"]
+        assert "1 other session(s) are connected to app_busy" in refused["msg"]
+        assert "terminate_connections: true" in refused["msg"]
+        assert refused["sessions"][0]["user"] == "postgres"
+        assert exact_counts(host_pg.psql, "app_busy") == {"public.keep_me": 42}
+        forced = run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"],
+                                               target_database="app_busy", confirm="app_busy",
+                                               terminate_connections=True))
+    assert not forced.get("failed"), forced.get("msg")
+    assert exact_counts(host_pg.psql, "app_busy") == backup["manifest"]["row_counts"]
+
+
+def test_a_checksum_mismatch_stops_before_anything_changes(host_pg, tmp_path):
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest))
+    with open(made["path"], "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00\x01\x02")
+    target_with_one_table(host_pg, "app_safe")
+    result = run_module("pg_restore", dict(host_pg.connection(), path=dest, database="app",
+                                           target_database="app_safe", confirm="app_safe"))
+    assert result["failed"]
+    assert "the backup does not match its manifest, so nothing was changed" in result["msg"]
+    assert exact_counts(host_pg.psql, "app_safe") == {"public.keep_me": 42}
+
+
+def test_one_table_is_restored_from_a_custom_archive(host_pg, backup):
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS app_tables")
+    run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"], target_database="app_tables"))
+    host_pg.psql("app_tables", "DELETE FROM audit_log WHERE id % 2 = 0")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"], target_database="app_tables",
+                                           confirm="app_tables", tables=["public.audit_log"]))
+    assert not result.get("failed"), result.get("msg")
+    assert result["row_counts"] == {"public.audit_log": backup["manifest"]["row_counts"]["public.audit_log"]}
+    assert exact_counts(host_pg.psql, "app_tables") == backup["manifest"]["row_counts"]
+
+
+def test_restore_from_s3_inside_a_container(container_pg, s3, s3_prefix, tmp_path):
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(container=container_pg.name, database="app", dest=dest,
+                                        s3=s3.options(s3_prefix)))
+    assert not made.get("failed"), made.get("msg")
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS app_from_s3")
+    result = run_module("pg_restore", dict(container=container_pg.name, s3=s3.options(s3_prefix), database="app",
+                                           target_database="app_from_s3"))
+    assert not result.get("failed"), result.get("msg")
+    assert exact_counts(container_pg.psql, "app_from_s3") == made["manifest"]["row_counts"]
+
+
+def test_an_s3_key_outside_the_prefix_and_a_missing_backup_are_refused(host_pg, s3, s3_prefix, tmp_path):
+    outside = run_module("pg_restore", dict(host_pg.connection(), s3=s3.options(s3_prefix),
+                                            backup="elsewhere/app_20261122T030000Z.dump.zst", target_database="x1"))
+    assert outside["failed"] and "is outside the prefix" in outside["msg"]
+    missing = run_module("pg_restore", dict(host_pg.connection(), path=str(tmp_path), database="app",
+                                            target_database="x1"))
+    assert missing["failed"] and "no backup of app found in %s" % tmp_path in missing["msg"]
+    assert host_pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'x1%'") == "0"
+    assert os.listdir(tmp_path) == []
