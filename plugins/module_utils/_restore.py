@@ -186,4 +186,3 @@ def row_counts(runner, database):
         return session.row_counts("exact")
     finally:
         session.close()
-

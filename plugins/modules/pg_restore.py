@@ -10,7 +10,7 @@ short_description: Restore a pg_backup backup into a database, safely
 version_added: 0.1.0
 description:
   - Restores a backup written by M(stackops.runbook.pg_backup) (the latest, a named one, a file or an S3 key)
-    into a database, and proves it: the restored per-table row counts are compared with the manifest's.
+    into a database, and proves it by comparing the restored per-table row counts with the manifest's.
   - The backup's sha256 is checked before anything is touched; a mismatch stops with no change made.
   - The backup is restored into a scratch database first; only when it restored and its row counts match does
     it replace the target (drop, then rename). A failed restore leaves the target as it was.
