@@ -1,0 +1,343 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Restore drills: the throwaway targets (a container, or a scratch database), the grading of a restore,
+and the drill log in the runbooks' template.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import time
+
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import Admin, compare_counts, row_counts
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.container import (
+    APIError,
+    ContainerRunner,
+    DockerException,
+    docker_client,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
+
+LABEL = "io.stackops.runbook.drill"
+EXPIRES_LABEL = "io.stackops.runbook.drill.expires"
+SCRATCH_PREFIX = "stackops_drill_"
+LEFTOVER_AFTER = 6 * 3600  # a drill older than this is dead: whatever it left is removed
+
+CORRECTIVE_ACTIONS = {
+    "corrupt": "The backup file does not match its manifest (bit rot, truncation or tampering): take a new backup "
+               "now, check the storage, and drill the previous backup to know the last good one.",
+    "empty": "The backup is empty: check pg_dump's permissions and the database name, and the free space where "
+             "backups are written; take a new backup.",
+    "restore_error": "The restore itself failed: read the error; missing roles or extensions in the drill image are "
+                     "the usual cause (restore the globals backup first, or use an image with the extensions).",
+    "missing_tables": "Tables listed in the manifest are missing after the restore: check pg_dump's table filters "
+                      "and permissions on those tables.",
+    "row_counts": "Row counts differ from the manifest: the dump is inconsistent; take a new backup and drill it.",
+    "critical_table": "A critical table holds fewer rows than required: check whether data was lost before the "
+                      "backup, and the backup schedule.",
+    "spot_check": "A spot check found nothing: the data the application depends on is not in the backup; check the "
+                  "query and the data before the backup.",
+    "source_drift": "The live database has fewer rows than the backup: rows were deleted since; find out whether "
+                    "that was intended before this backup is rotated out.",
+    "rto": "The restore is slower than the RTO: use the directory format with jobs, faster storage, or revisit the "
+           "RTO.",
+}
+
+
+class DrillSetupError(Exception):
+    """The throwaway target could not be set up; the message says why."""
+
+
+class ContainerTarget:
+    """A new PostgreSQL container on a network of its own, labelled so a later drill can clean up after
+    an interrupted one."""
+
+    database = "drill"
+
+    def __init__(self, image, port=None, docker_host=None):
+        self.image = image
+        self.port = port
+        self.client = docker_client(docker_host)
+        self.name = "stackops-drill-%s" % secrets.token_hex(4)
+        self.container = None
+        self.network = None
+
+    def describe(self):
+        return "container from %s" % self.image
+
+    def remove_leftovers(self):
+        now = time.time()
+        for kind in (self.client.containers, self.client.networks):
+            for item in kind.list(filters={"label": LABEL}, **({"all": True} if kind is self.client.containers
+                                                              else {})):
+                expires = float((item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {})
+                                .get(EXPIRES_LABEL, 0))
+                if expires < now:
+                    try:
+                        item.remove(force=True) if kind is self.client.containers else item.remove()
+                    except DockerException:
+                        pass
+
+    def start(self):
+        self.remove_leftovers()
+        labels = {LABEL: "true", EXPIRES_LABEL: str(int(time.time() + LEFTOVER_AFTER))}
+        try:
+            self.network = self.client.networks.create(self.name, labels=labels)
+            self.container = self.client.containers.run(
+                self.image, name=self.name, detach=True, labels=labels, network=self.name,
+                environment={"POSTGRES_PASSWORD": secrets.token_hex(16)},
+                ports={"5432/tcp": ("127.0.0.1", self.port)} if self.port else None)
+        except DockerException as exc:
+            self.remove()
+            what = getattr(exc, "explanation", None) or str(exc)
+            if "port is already allocated" in what or "address already in use" in what:
+                raise DrillSetupError("cannot start the drill container: port %s is in use (%s); choose another "
+                                      "drill_port or leave it out" % (self.port, what))
+            if "No such image" in what or "not found" in what or "pull access denied" in what or \
+                    "repository does not exist" in what:
+                raise DrillSetupError("drill_image %s is not on this host and could not be pulled (%s); pull or "
+                                      "build it first" % (self.image, what))
+            raise DrillSetupError("cannot start a container from %s: %s" % (self.image, what))
+        runner = ContainerRunner(self.client, self.container.id, env={"PGUSER": "postgres"})
+        deadline = time.monotonic() + 120
+        while True:
+            # the image's init phase listens on the socket only; TCP answers once the real server is up
+            rc, _out, _err = runner.run(["pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"])
+            if rc == 0:
+                break
+            self.container.reload()
+            if self.container.status != "running" or time.monotonic() > deadline:
+                logs = self.container.logs(tail=20).decode("utf-8", "replace")
+                raise DrillSetupError("the drill container from %s did not come up (%s): %s"
+                                      % (self.image, self.container.status, logs))
+            time.sleep(0.5)
+        admin = Admin(runner)
+        try:
+            admin.create(self.database)
+        finally:
+            admin.close()
+        return runner, self.database
+
+    def remove(self):
+        if self.container is not None:
+            try:
+                self.container.remove(force=True, v=True)
+            except DockerException:
+                pass
+            self.container = None
+        if self.network is not None:
+            try:
+                self.network.remove()
+            except (DockerException, APIError):
+                pass
+            self.network = None
+
+
+class ScratchDatabaseTarget:
+    """A uniquely named scratch database on the server the connection options name."""
+
+    def __init__(self, params, source_database):
+        self.params = params
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+        self.database = "%s%s_%s" % (SCRATCH_PREFIX, stamp, secrets.token_hex(3))
+        if self.database == source_database:  # cannot happen with this naming; said for the reader
+            raise DrillSetupError("refusing to drill into the source database")
+        self.context = None
+        self.runner = None
+
+    def describe(self):
+        where = self.params.get("container") or self.params.get("login_host") or "the local server"
+        return "scratch database %s on %s" % (self.database, where)
+
+    def start(self):
+        self.context = ClientContext(self.params)
+        self.runner = self.context.__enter__()
+        admin = Admin(self.runner)
+        try:
+            self._remove_leftovers(admin)
+            admin.create(self.database)
+        finally:
+            admin.close()
+        return self.runner, self.database
+
+    def _remove_leftovers(self, admin):
+        rows = admin.session.query("SELECT datname FROM pg_database WHERE datname LIKE '%s%%';" % SCRATCH_PREFIX)
+        for name in rows:
+            stamp = name[len(SCRATCH_PREFIX):len(SCRATCH_PREFIX) + 14]
+            try:
+                born = datetime.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=datetime.timezone.utc)
+            except ValueError:
+                continue
+            if (datetime.datetime.now(datetime.timezone.utc) - born).total_seconds() > LEFTOVER_AFTER:
+                admin.terminate(name)
+                admin.drop(name)
+
+    def remove(self):
+        if self.runner is not None:
+            try:
+                admin = Admin(self.runner)
+                try:
+                    admin.terminate(self.database)
+                    admin.drop(self.database)
+                finally:
+                    admin.close()
+            except CommandError:
+                pass
+        if self.context is not None:
+            self.context.__exit__(None, None, None)
+            self.context = None
+
+
+def _table_key(counts, table):
+    """``users`` means ``public.users`` when that is what the restore holds."""
+    return table if table in counts or "." in table else "public." + table
+
+
+def grade(runner, database, manifest, report, critical_tables, spot_checks, source, rto_seconds):
+    """The failures of a restored database; fills ``report`` with what was found."""
+    failures = []
+    restored = row_counts(runner, database)
+    expected = manifest.get("row_counts") or {}
+    report.update(tables=len(restored), rows=sum(restored.values()), restored_counts=restored,
+                  expected_tables=len(expected) if expected else manifest.get("tables"))
+    if not expected or not restored:
+        failures.append(dict(kind="empty", message="the backup holds no tables (%d restored)" % len(restored)))
+    missing = sorted(set(expected) - set(restored))
+    if missing:
+        failures.append(dict(kind="missing_tables", message="%d of %d tables missing after the restore: %s" % (
+            len(missing), len(expected), ", ".join(missing))))
+    differences = {t: d for t, d in compare_counts(expected, restored).items() if t not in missing}
+    report["differences"] = differences
+    if differences:
+        failures.append(dict(kind="row_counts", message="row counts differ from the manifest: %s" % ", ".join(
+            "%s %s expected, %s restored" % (t, d["expected"], d["restored"]) for t, d in differences.items())))
+    for table, minimum in (critical_tables or {}).items():
+        have = restored.get(_table_key(restored, table), 0)
+        if have < minimum:
+            failures.append(dict(kind="critical_table", message="%s has %d rows, fewer than the %d required"
+                                 % (table, have, minimum)))
+    if spot_checks:
+        session = PsqlSession(runner, database)
+        try:
+            for sql in spot_checks:
+                try:
+                    rows = [line for line in session.query(sql.rstrip().rstrip(";") + ";") if line.strip()]
+                except CommandError as exc:
+                    failures.append(dict(kind="spot_check", message="%s failed: %s" % (sql, exc)))
+                    session.close()
+                    session = PsqlSession(runner, database)
+                    continue
+                if not rows:
+                    failures.append(dict(kind="spot_check", message="%s returned no rows" % sql))
+        finally:
+            session.close()
+    if source is not None:
+        report["source_counts"] = source
+        drift = ["%s: %s in the backup, %s in the source now" % (t, n, source.get(t))
+                 for t, n in sorted(restored.items()) if source.get(t) is None or source[t] < n]
+        if drift:
+            failures.append(dict(kind="source_drift", message="the source has fewer rows than the backup "
+                                 "(deleted since?): %s" % "; ".join(drift)))
+    if rto_seconds is not None and report["restore_seconds"] > rto_seconds:
+        failures.append(dict(kind="rto", message="the restore took %.1fs, over the RTO of %ds"
+                             % (report["restore_seconds"], rto_seconds)))
+    return failures
+
+
+MARKDOWN = """# Restore drill: {database}, {date}
+
+| Field | Value |
+|---|---|
+| Result | **{result}** |
+| Backup used | {backup} ({size}, {format}/{compression}, taken {taken}) |
+| Backup location | {location} |
+| Restore target | {target} |
+| Restore duration | {restore_seconds} (RTO target: {rto}) |
+| Tables restored | {tables}/{expected_tables} |
+| Row counts match | {counts_match} |
+| Rows restored | {rows} |
+| Drill duration | {duration}s |
+
+## Issues found
+
+{issues}
+
+## Corrective action suggested
+
+{actions}
+
+## Row counts
+
+| Table | Backup manifest | Restored |{source_header}
+|---|---:|---:|{source_rule}
+{count_rows}
+"""
+
+
+def _human_size(size):
+    if size is None:
+        return "size unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return "%.1f %s" % (size, unit) if unit != "B" else "%d B" % size
+        size /= 1024.0
+    return str(size)
+
+
+def render_markdown(report):
+    manifest = report.get("manifest") or {}
+    expected = manifest.get("row_counts") or {}
+    restored = report.get("restored_counts") or {}
+    source = report.get("source_counts")
+    tables = sorted(set(expected) | set(restored))
+    rows = []
+    for table in tables:
+        cells = [table, str(expected.get(table, "-")), str(restored.get(table, "-"))]
+        if source is not None:
+            cells.append(str(source.get(table, "-")))
+        rows.append("| %s |" % " | ".join(cells))
+    differences = report.get("differences") or {}
+    return MARKDOWN.format(
+        database=report["database"], date=report["started_at"], result="PASSED" if report["passed"] else "FAILED",
+        backup=report.get("backup") or "none found", size=_human_size(manifest.get("size")),
+        format=manifest.get("format", "-"), compression=manifest.get("compression", "-"),
+        taken=manifest.get("finished_at", "-"), location=report.get("location", "-"),
+        target=report.get("target") or "not started",
+        restore_seconds="%.1fs" % report["restore_seconds"] if report.get("restore_seconds") is not None else "-",
+        rto="%ss" % report["rto_seconds"] if report.get("rto_seconds") else "none set",
+        tables=report.get("tables", 0), expected_tables=report.get("expected_tables") or "-",
+        counts_match="yes" if restored and not differences and expected else "no" + (
+            " (%s)" % ", ".join(sorted(differences)) if differences else ""),
+        rows=report.get("rows", 0), duration=report.get("duration"),
+        issues="\n".join("- **%s**: %s" % (f["kind"], f["message"]) for f in report["failures"]) or "None.",
+        actions="\n".join("- %s" % a for a in dict.fromkeys(f["corrective_action"] for f in report["failures"]))
+        or "None: keep drilling on schedule.",
+        source_header=" Source now |" if source is not None else "", source_rule="---:|" if source is not None else "",
+        count_rows="\n".join(rows) or "| (no tables) | - | - |")
+
+
+def write_logs(log_dir, report, when):
+    """The drill log as markdown and JSON, and a line in history.jsonl. Returns the two paths."""
+    os.makedirs(log_dir, mode=0o750, exist_ok=True)
+    stem = "drill_%s_%s" % (report["database"], when.strftime(mf.TIMESTAMP_FORMAT))
+    md_path = os.path.join(log_dir, stem + ".md")
+    json_path = os.path.join(log_dir, stem + ".json")
+    public = {k: v for k, v in report.items() if k != "manifest"}
+    public["manifest_name"] = report.get("backup")
+    with open(md_path, "w") as fh:
+        fh.write(render_markdown(report))
+    with open(json_path, "w") as fh:
+        json.dump(public, fh, indent=2, sort_keys=True)
+    summary = dict(time=report["started_at"], database=report["database"], backup=report.get("backup"),
+                   passed=report["passed"], restore_seconds=report.get("restore_seconds"),
+                   failures=[f["kind"] for f in report["failures"]], log=md_path)
+    with open(os.path.join(log_dir, "history.jsonl"), "a") as fh:
+        fh.write(json.dumps(summary, sort_keys=True) + "\n")
+    return md_path, json_path

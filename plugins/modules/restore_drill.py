@@ -1,0 +1,340 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: restore_drill
+short_description: Prove a backup restores, in a throwaway PostgreSQL, and write the drill log
+version_added: 0.1.0
+description:
+  - The runbooks' quarterly restore drill as a task: picks the latest backup (or a given one), checks its
+    sha256, restores it into a throwaway target and grades it.
+  - The target is a new container from O(drill_image) on a network of its own, or else a uniquely named
+    scratch database on the server the connection options name (never the source database).
+  - Grades the restore by table count, per-table row counts against the manifest, O(critical_tables) minimums,
+    O(spot_checks), an optional comparison with the live source (O(compare_source)) and the restore time
+    against O(rto_seconds).
+  - Always removes the throwaway target, also when a step fails; leftovers of interrupted drills are recognised
+    by their label and removed by the next drill.
+  - Writes the drill log in the runbooks' template (markdown) and as JSON into O(log_dir), and appends to the
+    drill history there.
+author:
+  - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.postgres
+  - stackops.runbook.docker
+  - stackops.runbook.storage
+attributes:
+  check_mode:
+    support: full
+    description: Finds the backup and reports what the drill would do; starts nothing.
+  diff_mode:
+    support: none
+    description: A drill has no before and after.
+options:
+  backup:
+    description: C(latest) (of O(database)), a backup name, the absolute path of a backup file, or an S3 key under O(s3.prefix).
+    type: str
+    default: latest
+  path:
+    description: Directory of the backups.
+    type: path
+  database:
+    description: The database whose backups are drilled.
+    type: str
+    required: true
+  drill_image:
+    description:
+      - A PostgreSQL image to start the throwaway target from, such as C(postgres:16). It is started through the
+        official image's interface (C(POSTGRES_PASSWORD), port 5432).
+      - Without it, the connection options name a server on which a scratch database is created and dropped.
+    type: str
+  drill_port:
+    description: Publish the throwaway container's port 5432 on this loopback port (for looking at it during the drill).
+    type: int
+  critical_tables:
+    description: Tables that must hold at least this many rows, such as C({public.users: 1000}).
+    type: dict
+  spot_checks:
+    description: SQL queries that must each return at least one row in the restored database.
+    type: list
+    elements: str
+  compare_source:
+    description:
+      - Connection options of the live source database (O(login_host), O(login_port), O(login_user),
+        O(login_password), O(container), C(database)). A table with fewer rows there than in the backup
+        (rows deleted since) fails the drill.
+    type: dict
+  rto_seconds:
+    description: The recovery time objective; a restore slower than this fails the drill.
+    type: int
+  jobs:
+    description: Parallel restore jobs (directory archives).
+    type: int
+  log_dir:
+    description: Directory of the drill logs (markdown and JSON) and of C(history.jsonl).
+    type: path
+    required: true
+  fail_on_drill_failure:
+    description: Fail the task when the drill fails. With C(false) the result says so and the task succeeds.
+    type: bool
+    default: true
+seealso:
+  - module: stackops.runbook.pg_backup
+  - module: stackops.runbook.pg_restore
+"""
+
+EXAMPLES = r"""
+- name: Quarterly restore drill of the latest backup in a throwaway container
+  stackops.runbook.restore_drill:
+    path: /var/backups/postgres
+    database: app
+    drill_image: postgres:16
+    critical_tables:
+      public.users: 1000
+    spot_checks:
+      - SELECT 1 FROM users WHERE email LIKE '%@example.com' LIMIT 1
+    rto_seconds: 900
+    log_dir: /var/log/stackops/drills
+
+- name: Drill the offsite copy into a scratch database on the staging server
+  stackops.runbook.restore_drill:
+    s3:
+      bucket: backups
+      prefix: prod/postgres
+    database: app
+    login_host: staging-db.internal
+    login_user: drill
+    login_password: "{{ vault_drill_password }}"
+    log_dir: /var/log/stackops/drills
+"""
+
+RETURN = r"""
+passed:
+  description: Whether the drill passed.
+  returned: always
+  type: bool
+  sample: true
+failures:
+  description: What failed, each with its kind (corrupt, empty, restore_error, missing_tables, row_counts, critical_table, spot_check, source_drift, rto).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "rto", "message": "the restore took 1020.4s, over the RTO of 900s"}]
+duration:
+  description: Seconds the whole drill took.
+  returned: always
+  type: float
+  sample: 61.2
+restore_seconds:
+  description: Seconds the restore itself took (what the RTO is measured against).
+  returned: always
+  type: float
+  sample: 42.7
+tables:
+  description: Tables restored.
+  returned: always
+  type: int
+  sample: 6
+rows:
+  description: Rows restored, all tables together.
+  returned: always
+  type: int
+  sample: 135500
+backup:
+  description: The backup drilled.
+  returned: always
+  type: str
+  sample: app_20261122T030000Z
+target:
+  description: Where it was restored (container image or scratch database).
+  returned: always
+  type: str
+  sample: container from postgres:16
+log_path:
+  description: The markdown drill log.
+  returned: when not check mode
+  type: str
+  sample: /var/log/stackops/drills/drill_app_20261122T040000Z.md
+json_log_path:
+  description: The same log as JSON.
+  returned: when not check mode
+  type: str
+  sample: /var/log/stackops/drills/drill_app_20261122T040000Z.json
+"""
+
+import datetime
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
+    CORRECTIVE_ACTIONS,
+    ContainerTarget,
+    DrillSetupError,
+    ScratchDatabaseTarget,
+    grade,
+    write_logs,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    RestoreError,
+    find_backup,
+    open_storage,
+    restore_into,
+    row_counts,
+    stage_locally,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+    ClientContext,
+    PostgresError,
+    postgres_common_argument_spec,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    BOTO3_IMPORT_ERROR,
+    StorageError,
+    s3_argument_spec,
+)
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        backup=dict(type="str", default="latest"),
+        path=dict(type="path"),
+        s3=s3_argument_spec(),
+        database=dict(type="str", required=True),
+        drill_image=dict(type="str"),
+        drill_port=dict(type="int"),
+        critical_tables=dict(type="dict"),
+        spot_checks=dict(type="list", elements="str"),
+        compare_source=dict(type="dict", no_log=False),
+        rto_seconds=dict(type="int"),
+        jobs=dict(type="int"),
+        log_dir=dict(type="path", required=True),
+        fail_on_drill_failure=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def validate(module):
+    p = module.params
+    if not mf.is_safe_name(p["database"]):
+        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
+                             % p["database"])
+    if p["path"] and p["s3"]:
+        module.fail_json(msg="path and s3 are mutually exclusive: name one place to find the backup in")
+    for key in ("rto_seconds", "jobs", "drill_port"):
+        if p[key] is not None and p[key] < 1:
+            module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
+    for table, minimum in (p["critical_tables"] or {}).items():
+        if not isinstance(minimum, int) or minimum < 0:
+            module.fail_json(msg="critical_tables: %s needs a whole number of rows (0 or more), got %r"
+                                 % (table, minimum))
+    if p["drill_port"] and not p["drill_image"]:
+        module.fail_json(msg="drill_port needs drill_image (it publishes the throwaway container's port)")
+    if ZSTD_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
+    if (p["drill_image"] or p["container"]) and DOCKER_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+    if p["s3"] and BOTO3_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+
+
+def _interrupted(signum, _frame):
+    # turn a termination into an exception, so that the throwaway target is still removed
+    raise KeyboardInterrupt("drill interrupted by signal %d" % signum)
+
+
+def source_counts(options):
+    """Row counts of the live source, now."""
+    params = dict(login_host=None, login_port=5432, login_user="postgres", login_password=None,
+                  login_unix_socket=None, ssl_mode="prefer", ca_cert=None, bin_dir=None, container=None,
+                  container_user=None, docker_host=None)
+    params.update({k: v for k, v in options.items() if k != "database"})
+    with ClientContext(params) as runner:
+        return row_counts(runner, options["database"])
+
+
+def run_drill(module, report):
+    """Restore and grade; fills ``report``. Raises only for setup problems (bad image, port in use)."""
+    p = module.params
+    storage = open_storage(p)
+    manifest = find_backup(storage, p["backup"], p["database"])
+    report.update(backup=manifest["name"], manifest=manifest, location=storage.location(manifest["file"]))
+    workdir = tempfile.mkdtemp(prefix="stackops-drill-")
+    target = None
+    try:
+        local = stage_locally(storage, manifest, workdir)
+        try:
+            verify_backup(local, manifest)
+        except DumpError as exc:
+            kind = "empty" if manifest.get("size") and os.path.getsize(local.location(manifest["file"])) == 0 \
+                and manifest["format"] != "directory" else "corrupt"
+            report["failures"].append(dict(kind=kind, message=str(exc)))
+            return
+        if module.check_mode:
+            return
+        if p["drill_image"]:
+            target = ContainerTarget(p["drill_image"], p["drill_port"], p["docker_host"])
+        else:
+            target = ScratchDatabaseTarget(p, manifest.get("database"))
+        report["target"] = target.describe()
+        runner, database = target.start()
+        started = time.monotonic()
+        try:
+            restore_into(runner, local, manifest, database, p["jobs"], no_owner=True)
+        except CommandError as exc:
+            report["restore_seconds"] = round(time.monotonic() - started, 3)
+            report["failures"].append(dict(kind="restore_error", message=str(exc)))
+            return
+        report["restore_seconds"] = round(time.monotonic() - started, 3)
+        compare = source_counts(p["compare_source"]) if p["compare_source"] else None
+        report["failures"] += grade(runner, database, manifest, report, p["critical_tables"], p["spot_checks"],
+                                    compare, p["rto_seconds"])
+    finally:
+        if target is not None:
+            target.remove()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
+    validate(module)
+    signal.signal(signal.SIGTERM, _interrupted)
+    started = time.monotonic()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    report = dict(started_at=mf.isoformat(now), database=module.params["database"], failures=[],
+                  restore_seconds=None, tables=0, rows=0, target=None, rto_seconds=module.params["rto_seconds"])
+    try:
+        run_drill(module, report)
+    except (DrillSetupError, RestoreError, PostgresError, ContainerError, StorageError, CommandError) as exc:
+        module.fail_json(msg="the drill could not run: %s" % exc, duration=round(time.monotonic() - started, 3))
+    report["duration"] = round(time.monotonic() - started, 3)
+    report["passed"] = not report["failures"]
+    for failure in report["failures"]:
+        failure.setdefault("corrective_action", CORRECTIVE_ACTIONS.get(failure["kind"], ""))
+    result = dict(changed=not module.check_mode, passed=report["passed"], failures=report["failures"],
+                  duration=report["duration"], restore_seconds=report["restore_seconds"], tables=report["tables"],
+                  rows=report["rows"], backup=report.get("backup"), target=report["target"])
+    if not module.check_mode:
+        result["log_path"], result["json_log_path"] = write_logs(module.params["log_dir"], report, now)
+    if not report["passed"] and module.params["fail_on_drill_failure"] and not module.check_mode:
+        module.fail_json(msg="restore drill of %s failed: %s" % (
+            report.get("backup"), "; ".join("%s: %s" % (f["kind"], f["message"]) for f in report["failures"])),
+            **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
