@@ -85,8 +85,21 @@ class ContainerTarget:
                     except DockerException:
                         pass
 
+    def _ensure_image(self):
+        try:
+            self.client.images.get(self.image)
+            return
+        except DockerException:
+            pass
+        try:
+            self.client.images.pull(self.image)
+        except DockerException as exc:
+            raise DrillSetupError("drill_image %s is not on this host and could not be pulled (%s); pull or build "
+                                  "it first" % (self.image, getattr(exc, "explanation", None) or exc))
+
     def start(self):
         self.remove_leftovers()
+        self._ensure_image()
         labels = {LABEL: "true", EXPIRES_LABEL: str(int(time.time() + LEFTOVER_AFTER))}
         try:
             self.network = self.client.networks.create(self.name, labels=labels)
@@ -100,10 +113,6 @@ class ContainerTarget:
             if "port is already allocated" in what or "address already in use" in what:
                 raise DrillSetupError("cannot start the drill container: port %s is in use (%s); choose another "
                                       "drill_port or leave it out" % (self.port, what))
-            if "No such image" in what or "not found" in what or "pull access denied" in what or \
-                    "repository does not exist" in what:
-                raise DrillSetupError("drill_image %s is not on this host and could not be pulled (%s); pull or "
-                                      "build it first" % (self.image, what))
             raise DrillSetupError("cannot start a container from %s: %s" % (self.image, what))
         runner = ContainerRunner(self.client, self.container.id, env={"PGUSER": "postgres"})
         deadline = time.monotonic() + 120
@@ -126,6 +135,12 @@ class ContainerTarget:
         return runner, self.database
 
     def remove(self):
+        if self.container is None:
+            # docker run creates the container before starting it: a start that failed leaves one behind
+            try:
+                self.container = self.client.containers.get(self.name)
+            except DockerException:
+                pass
         if self.container is not None:
             try:
                 self.container.remove(force=True, v=True)

@@ -63,10 +63,45 @@ options:
     elements: str
   compare_source:
     description:
-      - Connection options of the live source database (O(login_host), O(login_port), O(login_user),
-        O(login_password), O(container), C(database)). A table with fewer rows there than in the backup
-        (rows deleted since) fails the drill.
+      - The live source database, to compare the restored row counts with. A table with fewer rows there than
+        in the backup (rows deleted since) fails the drill.
     type: dict
+    suboptions:
+      database:
+        description: The source database.
+        type: str
+        required: true
+      login_host:
+        description: Host of the source server; leave it out for the Unix socket.
+        type: str
+      login_port:
+        description: Port of the source server.
+        type: int
+        default: 5432
+      login_user:
+        description: Role to connect as.
+        type: str
+        default: postgres
+      login_password:
+        description: Password of O(compare_source.login_user).
+        type: str
+      login_unix_socket:
+        description: Directory of the source server's Unix socket.
+        type: str
+      ssl_mode:
+        description: libpq's C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificates to check the server's certificate against.
+        type: path
+      container:
+        description: Run the client inside this container (the source's postgres container).
+        type: str
+      container_user:
+        description: User inside O(compare_source.container).
+        type: str
   rto_seconds:
     description: The recovery time objective; a restore slower than this fails the drill.
     type: int
@@ -198,6 +233,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.container import 
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     ClientContext,
     PostgresError,
+    SSL_MODES,
     postgres_common_argument_spec,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
@@ -218,7 +254,18 @@ def argument_spec():
         drill_port=dict(type="int"),
         critical_tables=dict(type="dict"),
         spot_checks=dict(type="list", elements="str"),
-        compare_source=dict(type="dict", no_log=False),
+        compare_source=dict(type="dict", options=dict(
+            database=dict(type="str", required=True),
+            login_host=dict(type="str"),
+            login_port=dict(type="int", default=5432),
+            login_user=dict(type="str", default="postgres"),
+            login_password=dict(type="str", no_log=True),
+            login_unix_socket=dict(type="str"),
+            ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
+            ca_cert=dict(type="path"),
+            container=dict(type="str"),
+            container_user=dict(type="str"),
+        )),
         rto_seconds=dict(type="int"),
         jobs=dict(type="int"),
         log_dir=dict(type="path", required=True),
@@ -258,9 +305,7 @@ def _interrupted(signum, _frame):
 
 def source_counts(options):
     """Row counts of the live source, now."""
-    params = dict(login_host=None, login_port=5432, login_user="postgres", login_password=None,
-                  login_unix_socket=None, ssl_mode="prefer", ca_cert=None, bin_dir=None, container=None,
-                  container_user=None, docker_host=None)
+    params = dict(bin_dir=None, docker_host=None)
     params.update({k: v for k, v in options.items() if k != "database"})
     with ClientContext(params) as runner:
         return row_counts(runner, options["database"])
