@@ -73,17 +73,17 @@ class ContainerTarget:
         return "container from %s" % self.image
 
     def remove_leftovers(self):
+        """Remove what interrupted drills left (their label's expiry has passed)."""
         now = time.time()
-        for kind in (self.client.containers, self.client.networks):
-            for item in kind.list(filters={"label": LABEL}, **({"all": True} if kind is self.client.containers
-                                                              else {})):
-                expires = float((item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {})
-                                .get(EXPIRES_LABEL, 0))
-                if expires < now:
-                    try:
-                        item.remove(force=True) if kind is self.client.containers else item.remove()
-                    except DockerException:
-                        pass
+        containers = self.client.containers.list(all=True, filters={"label": LABEL})
+        networks = self.client.networks.list(filters={"label": LABEL})
+        for item in containers + networks:
+            labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
+            if float(labels.get(EXPIRES_LABEL, 0)) < now:
+                try:
+                    item.remove(force=True) if item in containers else item.remove()
+                except DockerException:
+                    pass
 
     def _ensure_image(self):
         try:

@@ -9,7 +9,7 @@ module: restore_drill
 short_description: Prove a backup restores, in a throwaway PostgreSQL, and write the drill log
 version_added: 0.1.0
 description:
-  - The runbooks' quarterly restore drill as a task: picks the latest backup (or a given one), checks its
+  - The runbooks' quarterly restore drill as a task. It picks the latest backup (or a given one), checks its
     sha256, restores it into a throwaway target and grades it.
   - The target is a new container from O(drill_image) on a network of its own, or else a uniquely named
     scratch database on the server the connection options name (never the source database).
@@ -55,7 +55,7 @@ options:
     description: Publish the throwaway container's port 5432 on this loopback port (for looking at it during the drill).
     type: int
   critical_tables:
-    description: Tables that must hold at least this many rows, such as C({public.users: 1000}).
+    description: Tables (keys) that must hold at least this many rows (values), such as C(public.users) with C(1000).
     type: dict
   spot_checks:
     description: SQL queries that must each return at least one row in the restored database.
