@@ -1,10 +1,13 @@
 """A PostgreSQL cluster with a large database of realistic rows for the benchmarks, kept between runs
 in .build/bench (generating it takes a few minutes; it is reused while its data is there)."""
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,3 +142,38 @@ class BenchCluster:
 
     def stop(self):
         self._pg("pg_ctl", "-D", DATA, "-m", "fast", "-w", "stop")
+
+
+# ---------------------------------------------------------------- measuring
+
+def site_packages_collections():
+    import ansible_collections  # the `ansible` package's collections (community.postgresql)
+    return [p for p in ansible_collections.__path__ if "site-packages" in p][0]
+
+
+def measure(argv, env=None, shell=False):
+    """Run once: (seconds, peak RSS of the largest process in MB, exit code, stdout)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            executable="/bin/bash" if shell else None)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - started
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        raise SystemExit("failed (%s): %s\n%s\n%s" % (rc, argv, out.decode()[-2000:], err.decode()[-2000:]))
+    return elapsed, usage.ru_maxrss / 1024.0, out
+
+
+def module_argv(path, args):
+    fd, argsfile = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, fh)
+    return [sys.executable, path, argsfile]
+
+
+def size_of(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _s, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)

@@ -20,48 +20,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _benchdb import DATABASE, ROOT, BenchCluster  # noqa: E402
-
-COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-
-
-def site_packages_collections():
-    import ansible_collections  # the `ansible` package's collections (community.postgresql)
-    return [p for p in ansible_collections.__path__ if "site-packages" in p][0]
-
-
-def measure(argv, env=None, shell=False):
-    """Run once: (seconds, peak RSS of the largest process in MB, exit code, stdout)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            executable="/bin/bash" if shell else None)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.monotonic() - started
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
-        raise SystemExit("failed (%s): %s\n%s\n%s" % (rc, argv, out.decode()[-2000:], err.decode()[-2000:]))
-    return elapsed, usage.ru_maxrss / 1024.0, out
-
-
-def module_argv(path, args):
-    fd, argsfile = tempfile.mkstemp(suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"ANSIBLE_MODULE_ARGS": args}, fh)
-    return [sys.executable, path, argsfile]
-
-
-def size_of(path):
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(d, f)) for d, _s, fs in os.walk(path) for f in fs)
-    return os.path.getsize(path)
+from _benchdb import (  # noqa: E402
+    DATABASE, ROOT, BenchCluster, measure, module_argv, site_packages_collections, size_of)
 
 
 def main():
@@ -83,7 +47,7 @@ def main():
         pg_backup = os.path.join(ROOT, "plugins", "modules", "pg_backup.py")
         pg_db = os.path.join(site_packages_collections(), "community", "postgresql", "plugins", "modules",
                              "postgresql_db.py")
-        module_env = dict(env, PYTHONPATH=COLLECTIONS)
+        module_env = dict(env, PYTHONPATH=os.path.join(ROOT, ".build", "collections"))
 
         def case_a(i):
             out = os.path.join(work, "a%d.sql.gz" % i)

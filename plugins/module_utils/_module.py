@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import BOTO3_IMPORT_ERROR
+
+LIBRARIES = {"zstandard": ZSTD_IMPORT_ERROR, "docker": DOCKER_IMPORT_ERROR, "boto3": BOTO3_IMPORT_ERROR}
 
 
 class RunbookModule(AnsibleModule):
@@ -16,6 +21,13 @@ class RunbookModule(AnsibleModule):
 
     def add_path_info(self, kwargs):
         return kwargs
+
+
+def require_libraries(module, **needed):
+    """Fail, naming the package to install, for each library this run needs (``docker=True``...) and lacks."""
+    for name, wanted in needed.items():
+        if wanted and LIBRARIES[name]:
+            module.fail_json(msg=missing_required_lib(name), exception=LIBRARIES[name])
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -113,13 +113,10 @@ verified:
 
 import datetime
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    BOTO3_IMPORT_ERROR,
     LocalStorage,
     S3Storage,
     StorageError,
@@ -159,10 +156,7 @@ def main():
             module.fail_json(msg="max_age: %s" % exc)
     if p["fail_if_stale"] and max_age is None:
         module.fail_json(msg="fail_if_stale needs max_age (the RPO, such as 26h)")
-    if p["s3"] and BOTO3_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
-    if p["verify"] != "none" and ZSTD_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
+    require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"] != "none")
 
     now = datetime.datetime.now(datetime.timezone.utc)
     try:

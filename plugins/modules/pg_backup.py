@@ -217,18 +217,16 @@ import os
 import socket
 import time
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
     COMPRESSIONS,
-    ZSTD_IMPORT_ERROR,
     check_level,
     default_level,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     ClientContext,
     PostgresError,
@@ -237,7 +235,6 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     postgres_common_argument_spec,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    BOTO3_IMPORT_ERROR,
     BackupEntry,
     LocalStorage,
     S3Storage,
@@ -347,12 +344,8 @@ def validate(module):
             module.fail_json(msg="s3.prefix=%r must not contain '..'" % prefix)
         if (s3.get("multipart_chunk_size_mb") or 16) < 5:
             module.fail_json(msg="s3.multipart_chunk_size_mb must be 5 or more (S3's smallest part)")
-    if p["compression"] in (None, "zstd") and p["format"] != "directory" and ZSTD_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
-    if p["container"] and DOCKER_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    if s3 and BOTO3_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    require_libraries(module, zstandard=p["compression"] in (None, "zstd") and p["format"] != "directory",
+                      docker=bool(p["container"]), boto3=bool(s3))
 
 
 def pruned_entry(entry, reason):

@@ -149,10 +149,9 @@ import shutil
 import tempfile
 import time
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
     RestoreError,
@@ -164,15 +163,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     stage_locally,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
-from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     ClientContext,
     PostgresError,
     postgres_common_argument_spec,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    BOTO3_IMPORT_ERROR,
     StorageError,
     s3_argument_spec,
 )
@@ -207,12 +204,7 @@ def validate(module):
         module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
     if p["path"] and p["s3"]:
         module.fail_json(msg="path and s3 are mutually exclusive: name one place to find the backup in")
-    if ZSTD_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
-    if p["container"] and DOCKER_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    if p["s3"] and BOTO3_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    require_libraries(module, zstandard=True, docker=bool(p["container"]), boto3=bool(p["s3"]))
 
 
 class Restore:

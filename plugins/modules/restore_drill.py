@@ -102,6 +102,12 @@ options:
       container_user:
         description: User inside O(compare_source.container).
         type: str
+      docker_host:
+        description: The docker daemon of O(compare_source.container).
+        type: str
+      bin_dir:
+        description: Directory of the PostgreSQL client programs on the host.
+        type: path
   rto_seconds:
     description: The recovery time objective; a restore slower than this fails the drill.
     type: int
@@ -207,7 +213,6 @@ import signal
 import tempfile
 import time
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
     CORRECTIVE_ACTIONS,
@@ -218,7 +223,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
     write_logs,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     RestoreError,
     find_backup,
@@ -228,16 +233,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     stage_locally,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
-from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR, ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     ClientContext,
     PostgresError,
-    SSL_MODES,
     postgres_common_argument_spec,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    BOTO3_IMPORT_ERROR,
     StorageError,
     s3_argument_spec,
 )
@@ -254,18 +256,8 @@ def argument_spec():
         drill_port=dict(type="int"),
         critical_tables=dict(type="dict"),
         spot_checks=dict(type="list", elements="str"),
-        compare_source=dict(type="dict", options=dict(
-            database=dict(type="str", required=True),
-            login_host=dict(type="str"),
-            login_port=dict(type="int", default=5432),
-            login_user=dict(type="str", default="postgres"),
-            login_password=dict(type="str", no_log=True),
-            login_unix_socket=dict(type="str"),
-            ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
-            ca_cert=dict(type="path"),
-            container=dict(type="str"),
-            container_user=dict(type="str"),
-        )),
+        compare_source=dict(type="dict", options=dict(postgres_common_argument_spec(),
+                                                      database=dict(type="str", required=True))),
         rto_seconds=dict(type="int"),
         jobs=dict(type="int"),
         log_dir=dict(type="path", required=True),
@@ -290,12 +282,8 @@ def validate(module):
                                  % (table, minimum))
     if p["drill_port"] and not p["drill_image"]:
         module.fail_json(msg="drill_port needs drill_image (it publishes the throwaway container's port)")
-    if ZSTD_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("zstandard"), exception=ZSTD_IMPORT_ERROR)
-    if (p["drill_image"] or p["container"]) and DOCKER_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
-    if p["s3"] and BOTO3_IMPORT_ERROR:
-        module.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+    require_libraries(module, zstandard=True, docker=bool(p["drill_image"] or p["container"]),
+                      boto3=bool(p["s3"]))
 
 
 def _interrupted(signum, _frame):
@@ -305,9 +293,7 @@ def _interrupted(signum, _frame):
 
 def source_counts(options):
     """Row counts of the live source, now."""
-    params = dict(bin_dir=None, docker_host=None)
-    params.update({k: v for k, v in options.items() if k != "database"})
-    with ClientContext(params) as runner:
+    with ClientContext({k: v for k, v in options.items() if k != "database"}) as runner:
         return row_counts(runner, options["database"])
 
 

@@ -169,3 +169,29 @@ def test_an_s3_key_outside_the_prefix_is_refused(s3, s3_prefix, tmp_path):
                                               log_dir=str(tmp_path / "logs")))
     assert result["failed"] and "is outside the prefix" in result["msg"]
     assert leftovers() == []
+
+
+def test_a_later_drill_removes_what_an_interrupted_one_left(host_pg, tmp_path):
+    # what a drill killed mid-way leaves: a labelled container and network whose expiry has passed
+    name = "stackops-drill-leftover-test"
+    labels = ["--label", DRILL_LABEL + "=true", "--label", DRILL_LABEL + ".expires=1"]
+    subprocess.run(["docker", "network", "create"] + labels + [name], check=True, capture_output=True)
+    subprocess.run(["docker", "create", "--name", name, "--network", name] + labels + [postgres_image()], check=True,
+                   capture_output=True)
+    assert len(leftovers()) == 2
+    backup(host_pg, str(tmp_path / "b"))
+    result = drill(str(tmp_path / "b"), str(tmp_path / "logs"))
+    assert not result.get("failed"), result.get("msg")
+    assert leftovers() == []
+
+
+def test_a_drill_of_the_offsite_copy_passes(host_pg, s3, s3_prefix, tmp_path):
+    made = backup(host_pg, str(tmp_path / "b"), s3=s3.options(s3_prefix))
+    result = run_module("restore_drill", dict(s3=s3.options(s3_prefix), database="app", drill_image=postgres_image(),
+                                              log_dir=str(tmp_path / "logs")))
+    assert not result.get("failed"), result.get("msg")
+    assert result["passed"] and result["backup"] == made["manifest"]["name"]
+    markdown, _log = read_log(result)
+    assert "| Backup location | %s |" % made["s3_uri"] in markdown
+    assert s3.secret_key not in markdown and s3.secret_key not in json.dumps(result)
+    assert leftovers() == []
