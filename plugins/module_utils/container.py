@@ -81,7 +81,15 @@ class _Frames:
 
     def _fill(self, n):
         while len(self._buf) < n:
-            data = self.sock.recv(max(n - len(self._buf), 1024 * 1024))
+            if self.eof:
+                return False
+            try:
+                data = self.sock.recv(max(n - len(self._buf), 1024 * 1024))
+            except ConnectionResetError:
+                # dockerd resets the attach connection when the process exited while we still wrote to its
+                # stdin (pg_restore --list stops after the table of contents): the output ended there; the
+                # exit code, from exec_inspect, says how the process did
+                data = b""
             if not data:
                 self.eof = True
                 return False

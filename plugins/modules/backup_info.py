@@ -45,12 +45,15 @@ options:
     default: false
   verify:
     description:
-      - Re-read backups and check them against their manifests. C(latest) checks the latest backup of each
-        database, C(all) every backup, C(none) none.
+      - Re-read backups and check them against their manifests (size, sha256, full decompression).
       - A backup that does not check out fails the task, naming it and what is wrong.
+    type: bool
+    default: false
+  verify_scope:
+    description: With O(verify), C(latest) checks the latest backup of each database, C(all) every backup.
     type: str
-    choices: [none, latest, all]
-    default: none
+    choices: [latest, all]
+    default: latest
 notes:
   - Exactly one of O(path) and O(s3) is required.
 seealso:
@@ -70,7 +73,8 @@ EXAMPLES = r"""
     s3:
       bucket: backups
       prefix: prod/postgres
-    verify: all
+    verify: true
+    verify_scope: all
 """
 
 RETURN = r"""
@@ -138,7 +142,8 @@ def main():
             database=dict(type="str"),
             max_age=dict(type="str"),
             fail_if_stale=dict(type="bool", default=False),
-            verify=dict(type="str", default="none", choices=["none", "latest", "all"]),
+            verify=dict(type="bool", default=False),
+            verify_scope=dict(type="str", default="latest", choices=["latest", "all"]),
         ),
         mutually_exclusive=[("path", "s3")],
         required_one_of=[("path", "s3")],
@@ -156,7 +161,7 @@ def main():
             module.fail_json(msg="max_age: %s" % exc)
     if p["fail_if_stale"] and max_age is None:
         module.fail_json(msg="fail_if_stale needs max_age (the RPO, such as 26h)")
-    require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"] != "none")
+    require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"])
 
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
@@ -181,7 +186,7 @@ def main():
                            if label not in latest or (now - latest[label].when).total_seconds() > max_age]
         result["fresh"] = bool(wanted) and not result["stale"]
 
-    to_verify = entries if p["verify"] == "all" else list(latest.values()) if p["verify"] == "latest" else []
+    to_verify = [] if not p["verify"] else entries if p["verify_scope"] == "all" else list(latest.values())
     damaged = []
     for entry in to_verify:
         try:

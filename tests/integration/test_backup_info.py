@@ -53,7 +53,7 @@ def test_no_backup_at_all_is_stale(tmp_path):
 
 def test_verify_finds_a_flipped_byte_and_a_truncated_file(host_pg, dest):
     backups, _globals = make_backups(host_pg, dest)
-    good = run_module("backup_info", dict(path=dest, verify="all"))
+    good = run_module("backup_info", dict(path=dest, verify=True, verify_scope="all"))
     assert not good.get("failed"), good.get("msg")
     assert len(good["verified"]) == 3
     flipped, truncated = backups[0]["path"], backups[1]["path"]
@@ -64,7 +64,7 @@ def test_verify_finds_a_flipped_byte_and_a_truncated_file(host_pg, dest):
         fh.write(bytes([byte[0] ^ 0xFF]))
     with open(truncated, "r+b") as fh:
         fh.truncate(os.path.getsize(truncated) - 1000)
-    bad = run_module("backup_info", dict(path=dest, verify="all"))
+    bad = run_module("backup_info", dict(path=dest, verify=True, verify_scope="all"))
     assert bad["failed"]
     assert "2 backup(s) do not match their manifests" in bad["msg"]
     assert "%s is damaged" % flipped in bad["msg"] and "%s is damaged" % truncated in bad["msg"]
@@ -73,7 +73,7 @@ def test_verify_finds_a_flipped_byte_and_a_truncated_file(host_pg, dest):
 
 def test_it_reads_and_verifies_the_s3_copies(host_pg, dest, s3, s3_prefix):
     backups, _globals = make_backups(host_pg, dest, s3, s3_prefix)
-    info = run_module("backup_info", dict(s3=s3.options(s3_prefix), verify="latest", max_age="1h"))
+    info = run_module("backup_info", dict(s3=s3.options(s3_prefix), verify=True, max_age="1h"))
     assert not info.get("failed"), info.get("msg")
     assert [b["name"] for b in info["backups"]] == [b["manifest"]["name"] for b in backups]
     assert info["latest"]["app"]["location"] == backups[-1]["s3_uri"]
@@ -83,7 +83,7 @@ def test_it_reads_and_verifies_the_s3_copies(host_pg, dest, s3, s3_prefix):
     body = bytearray(s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
     body[100] ^= 0x01
     s3.client.put_object(Bucket=s3.bucket, Key=key, Body=bytes(body))
-    bad = run_module("backup_info", dict(s3=s3.options(s3_prefix), verify="latest"))
+    bad = run_module("backup_info", dict(s3=s3.options(s3_prefix), verify=True))
     assert bad["failed"] and "s3://%s/%s is damaged" % (s3.bucket, key) in bad["msg"]
 
 

@@ -50,3 +50,15 @@ def test_table_data_entries_are_counted_from_pg_restore_list():
 ;3342; 0 16399 TABLE DATA public skipped postgres
 """
     assert count_table_data(toc) == 2
+
+
+class ResettingSocket(FakeSocket):
+    def recv(self, n):
+        if not self.data:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return super().recv(n)
+
+
+def test_a_reset_attach_connection_ends_the_stream_instead_of_failing():
+    frames = _Frames(ResettingSocket(frame(1, b"toc")))
+    assert [frames.next() for _frame in range(3)] == [(1, b"toc"), (None, b""), (None, b"")]
