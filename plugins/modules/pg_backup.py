@@ -284,6 +284,15 @@ class Plan:
         self.name = mf.backup_name(self.label, now)
         self.started = now
 
+    def claim_name(self, local):
+        """Names carry the second: a run that follows another within it (it waited for the lock) takes the
+        next second rather than ever reusing a name. Called under the destination's lock."""
+        while os.path.exists(local.path(mf.manifest_file_name(self.name))) or os.path.exists(
+                local.path(self.file_name)):
+            time.sleep(0.2)
+            self.started = datetime.datetime.now(datetime.timezone.utc)
+            self.name = mf.backup_name(self.label, self.started)
+
     def resolve_compression(self, pg_dump_major):
         if self.format == "directory":
             if self.compression is None:
@@ -454,6 +463,7 @@ class BackupRun:
         result = dict(removed_partials=[], pruned=[])
         local.ensure()
         with local.lock(p["lock_timeout"]):
+            plan.claim_name(local)
             for leftover in local.stale_partials(plan.label):
                 local.remove_path(leftover)
                 result["removed_partials"].append(leftover)
@@ -531,10 +541,6 @@ def main():
     validate(module)
     started = time.monotonic()
     plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
-    local = LocalStorage(module.params["dest"])
-    if not module.check_mode and os.path.exists(local.path(mf.manifest_file_name(plan.name))):
-        time.sleep(1.0)  # names carry the second: never reuse one
-        plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
     try:
         with ClientContext(module.params) as runner:
             program = "pg_dump" if plan.kind == "database" else "pg_dumpall"

@@ -222,3 +222,20 @@ def test_stale_partial_files_of_a_dead_run_are_removed_under_the_lock(host_pg, d
     assert not result.get("failed"), result.get("msg")
     assert result["removed_partials"] == [stale]
     assert not os.path.exists(stale)
+
+
+def test_runs_that_waited_for_the_lock_never_reuse_a_name(host_pg, dest):
+    os.makedirs(dest)
+    fd = os.open(os.path.join(dest, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        runs = [ModuleRun("pg_backup", dict(host_pg.connection(), globals_only=True, dest=dest, lock_timeout=60))
+                for _run in range(3)]
+        time.sleep(1.0)
+    finally:
+        os.close(fd)  # all three were waiting; they now go one after the other, within a second or two
+    results = [run.result() for run in runs]
+    assert [r.get("failed") for r in results] == [None, None, None]
+    names = {r["manifest"]["name"] for r in results}
+    assert len(names) == 3
+    assert all(os.path.exists(r["path"]) and os.path.exists(r["manifest_path"]) for r in results)
