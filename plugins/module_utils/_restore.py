@@ -21,11 +21,17 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     HashingFile,
     LocalStorage,
     S3Storage,
+    s3_argument_spec,
 )
 
 
 class RestoreError(Exception):
     """A restore step failed; the message says what and what to do."""
+
+
+def backup_source_argument_spec():
+    """``backup``, ``path`` and ``s3`` (see the stackops.runbook.backup_source and storage doc fragments)."""
+    return dict(backup=dict(type="str", default="latest"), path=dict(type="path"), s3=s3_argument_spec())
 
 
 def literal(value):

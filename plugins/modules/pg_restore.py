@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - stackops.runbook.postgres
   - stackops.runbook.docker
   - stackops.runbook.storage
+  - stackops.runbook.backup_source
 attributes:
   check_mode:
     support: full
@@ -31,15 +32,6 @@ attributes:
     support: none
     description: Row count differences are returned instead.
 options:
-  backup:
-    description:
-      - C(latest) (of O(database)), a backup name such as C(app_20261122T030000Z), the absolute path of a backup
-        file, or an S3 key under O(s3.prefix).
-    type: str
-    default: latest
-  path:
-    description: Directory of the backups (the O(stackops.runbook.pg_backup#module:dest) of pg_backup).
-    type: path
   database:
     description: Whose backups to pick C(latest) from. Default is O(target_database).
     type: str
@@ -155,6 +147,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
     RestoreError,
+    backup_source_argument_spec,
     compare_counts,
     find_backup,
     open_storage,
@@ -169,20 +162,15 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     PostgresError,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    StorageError,
-    s3_argument_spec,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
+    spec.update(backup_source_argument_spec())
     spec.update(
-        backup=dict(type="str", default="latest"),
-        path=dict(type="path"),
-        s3=s3_argument_spec(),
         database=dict(type="str"),
         target_database=dict(type="str", required=True),
         confirm=dict(type="str"),
@@ -202,8 +190,6 @@ def validate(module):
                                  % (key, p[key], 63 - len(SCRATCH_SUFFIX)))
     if p["jobs"] is not None and p["jobs"] < 1:
         module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
-    if p["path"] and p["s3"]:
-        module.fail_json(msg="path and s3 are mutually exclusive: name one place to find the backup in")
     require_libraries(module, zstandard=True, docker=bool(p["container"]), boto3=bool(p["s3"]))
 
 
@@ -300,7 +286,8 @@ class Restore:
 
 
 def main():
-    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = RunbookModule(argument_spec=argument_spec(), mutually_exclusive=[("path", "s3")],
+                           supports_check_mode=True)
     validate(module)
     started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="stackops-restore-")

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - stackops.runbook.postgres
   - stackops.runbook.docker
   - stackops.runbook.storage
+  - stackops.runbook.backup_source
 attributes:
   check_mode:
     support: full
@@ -34,13 +35,6 @@ attributes:
     support: none
     description: A drill has no before and after.
 options:
-  backup:
-    description: C(latest) (of O(database)), a backup name, the absolute path of a backup file, or an S3 key under O(s3.prefix).
-    type: str
-    default: latest
-  path:
-    description: Directory of the backups.
-    type: path
   database:
     description: The database whose backups are drilled.
     type: str
@@ -226,6 +220,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._dump import Dump
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     RestoreError,
+    backup_source_argument_spec,
     find_backup,
     open_storage,
     restore_into,
@@ -239,18 +234,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
     PostgresError,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
-    StorageError,
-    s3_argument_spec,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
+    spec.update(backup_source_argument_spec())
     spec.update(
-        backup=dict(type="str", default="latest"),
-        path=dict(type="path"),
-        s3=s3_argument_spec(),
         database=dict(type="str", required=True),
         drill_image=dict(type="str"),
         drill_port=dict(type="int"),
@@ -271,8 +261,6 @@ def validate(module):
     if not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
                              % p["database"])
-    if p["path"] and p["s3"]:
-        module.fail_json(msg="path and s3 are mutually exclusive: name one place to find the backup in")
     for key in ("rto_seconds", "jobs", "drill_port"):
         if p[key] is not None and p[key] < 1:
             module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
@@ -340,7 +328,8 @@ def run_drill(module, report):
 
 
 def main():
-    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = RunbookModule(argument_spec=argument_spec(), mutually_exclusive=[("path", "s3")],
+                           supports_check_mode=True)
     validate(module)
     signal.signal(signal.SIGTERM, _interrupted)
     started = time.monotonic()
