@@ -7,9 +7,11 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
 from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR
+from ansible_collections.stackops.runbook.plugins.module_utils.probes import JMESPATH_IMPORT_ERROR
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import BOTO3_IMPORT_ERROR
 
-LIBRARIES = {"zstandard": ZSTD_IMPORT_ERROR, "docker": DOCKER_IMPORT_ERROR, "boto3": BOTO3_IMPORT_ERROR}
+LIBRARIES = {"zstandard": ZSTD_IMPORT_ERROR, "docker": DOCKER_IMPORT_ERROR, "boto3": BOTO3_IMPORT_ERROR,
+             "jmespath": JMESPATH_IMPORT_ERROR}
 
 
 class RunbookModule(AnsibleModule):

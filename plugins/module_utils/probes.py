@@ -1,0 +1,307 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Health checks: each takes its options and returns (status, message, details), where status is
+``pass``, ``warn`` or ``fail``. The verdict over many checks: a critical check failing means ``down``,
+a warning check failing or any check warning means ``degraded``, else ``healthy``."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import socket
+import ssl
+import time
+import traceback
+import urllib.error
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
+
+JMESPATH_IMPORT_ERROR = None
+try:
+    import jmespath
+except ImportError:  # pragma: no cover - reported through missing_required_lib
+    jmespath = None
+    JMESPATH_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from cryptography import x509
+except ImportError:  # pragma: no cover - ansible-core depends on cryptography
+    x509 = None
+
+CHECK_TYPES = ("http", "status_json", "tcp", "postgres", "container", "redis", "tls", "disk")
+COMPARISONS = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "contains": lambda a, b: b in a,
+    "matches": lambda a, b: re.search(b, str(a)) is not None,
+}
+STATUS_ORDER = {"up": 0, "ok": 0, "healthy": 0, "degraded": 1, "warn": 1, "down": 2, "fail": 2}
+
+
+class CheckInputError(Exception):
+    """A check's options are wrong; the message names the check and the option."""
+
+
+SECRET_KEYS = ("password", "login_password")
+SECRET_HEADERS = ("authorization", "cookie", "x-api-key", "x-auth-token", "proxy-authorization")
+
+
+def secrets_of(check):
+    """The values of a check that must never reach the output or a log."""
+    found = [str(check[k]) for k in SECRET_KEYS if check.get(k)]
+    found += [str(v) for k, v in (check.get("headers") or {}).items() if k.lower() in SECRET_HEADERS and v]
+    return found
+
+
+def _require(check, *keys):
+    for key in keys:
+        if check.get(key) in (None, ""):
+            raise CheckInputError("check %r (%s) needs %s" % (check.get("name"), check.get("type"), key))
+
+
+def validate_check(check):
+    """Raise CheckInputError for options that cannot work, before anything runs."""
+    name, kind = check.get("name"), check.get("type")
+    if not name:
+        raise CheckInputError("every check needs a name")
+    if kind not in CHECK_TYPES:
+        raise CheckInputError("check %r has unknown type %r: use one of %s" % (name, kind, ", ".join(CHECK_TYPES)))
+    if check.get("severity", "critical") not in ("critical", "warning"):
+        raise CheckInputError("check %r: severity must be critical or warning" % name)
+    if kind in ("http", "status_json"):
+        _require(check, "url")
+        if not re.match(r"^https?://[^/]+", check["url"]):
+            raise CheckInputError("check %r: url %r needs a scheme and a host, such as http://127.0.0.1:8080/health"
+                                  % (name, check["url"]))
+        for expression, expected in (check.get("json") or {}).items():
+            try:
+                jmespath.compile(expression)
+            except jmespath.exceptions.ParseError as exc:
+                raise CheckInputError("check %r: json expression %r is not valid jmespath: %s" % (name, expression, exc))
+            if isinstance(expected, dict) and (len(expected) != 1 or next(iter(expected)) not in COMPARISONS):
+                raise CheckInputError("check %r: json %r wants one comparison of %s" % (
+                    name, expression, ", ".join(COMPARISONS)))
+    elif kind in ("tcp", "redis", "tls"):
+        _require(check, "host", "port")
+    elif kind == "container":
+        _require(check, "container")
+    elif kind == "disk":
+        _require(check, "path")
+    for low, high in (("warning_percent", "critical_percent"), ("warning_days", "critical_days")):
+        for key in (low, high):
+            value = check.get(key)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0
+                                      or (key.endswith("percent") and value > 100)):
+                raise CheckInputError("check %r: %s=%r is out of range" % (name, key, value))
+
+
+def _expect(actual, expected):
+    if isinstance(expected, dict):
+        (op, value), = expected.items()
+        try:
+            return COMPARISONS[op](actual, value)
+        except TypeError:
+            return False
+    return actual == expected
+
+
+def check_http(check):
+    started = time.monotonic()
+    try:
+        response = open_url(check["url"], method=check.get("method", "GET"), headers=check.get("headers") or {},
+                            timeout=float(check.get("timeout", 5)), validate_certs=check.get("validate_certs", True),
+                            ca_path=check.get("ca_path"), follow_redirects="safe", http_agent="stackops.runbook")
+        with response:
+            status, body = response.status, response.read(1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(1024 * 1024)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return "fail", "%s: %s" % (check["url"], reason), {}
+    latency_ms = (time.monotonic() - started) * 1000
+    details = dict(http_status=status, latency_ms=round(latency_ms, 1))
+    accepted = check.get("status") or [200]
+    if status not in accepted:
+        return "fail", "HTTP %d, expected %s" % (status, "/".join(str(s) for s in accepted)), details
+    if check.get("max_latency_ms") is not None and latency_ms > check["max_latency_ms"]:
+        return "fail", "answered in %.0f ms, over the %s ms budget" % (latency_ms, check["max_latency_ms"]), details
+    text = body.decode("utf-8", "replace")
+    if check.get("body_regex") and not re.search(check["body_regex"], text):
+        return "fail", "body does not match %r" % check["body_regex"], details
+    if check.get("json") or check["type"] == "status_json":
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return "fail", "body is not JSON", details
+        for expression, expected in (check.get("json") or {}).items():
+            actual = jmespath.search(expression, document)
+            if not _expect(actual, expected):
+                return "fail", "%s is %r, expected %r" % (expression, actual, expected), details
+        if check["type"] == "status_json":
+            return _service_statuses(check, document, details)
+    return "pass", "HTTP %d in %.0f ms" % (status, latency_ms), details
+
+
+def _service_statuses(check, document, details):
+    services = jmespath.search(check.get("services", "services"), document) or {}
+    states = {}
+    for name, value in services.items():
+        state = value.get("status") if isinstance(value, dict) else value
+        states[name] = str(state).lower()
+    details["services"] = states
+    down = sorted(n for n, s in states.items() if STATUS_ORDER.get(s, 2) == 2)
+    degraded = sorted(n for n, s in states.items() if STATUS_ORDER.get(s, 2) == 1)
+    if not states:
+        return "fail", "no services found at %r" % check.get("services", "services"), details
+    if down:
+        return "fail", "down: %s" % ", ".join(down), details
+    if degraded:
+        return "warn", "degraded: %s" % ", ".join(degraded), details
+    return "pass", "%d services up" % len(states), details
+
+
+def check_tcp(check):
+    try:
+        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))):
+            return "pass", "%s:%s accepts connections" % (check["host"], check["port"]), {}
+    except OSError as exc:
+        return "fail", "%s:%s: %s" % (check["host"], check["port"], exc.strerror or exc), {}
+
+
+def check_redis(check):
+    try:
+        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))) \
+                as sock:
+            reader = sock.makefile("rb")
+            if check.get("password"):
+                sock.sendall(_resp("AUTH", check["password"]))
+                answer = reader.readline().strip()
+                if not answer.startswith(b"+OK"):
+                    return "fail", "AUTH refused: %s" % answer.decode("utf-8", "replace"), {}
+            sock.sendall(_resp("PING"))
+            answer = reader.readline().strip()
+    except OSError as exc:
+        return "fail", "%s:%s: %s" % (check["host"], check["port"], exc.strerror or exc), {}
+    if answer == b"+PONG":
+        return "pass", "PONG", {}
+    return "fail", "PING answered %s" % answer.decode("utf-8", "replace"), {}
+
+
+def _resp(*words):
+    return b"".join([b"*%d\r\n" % len(words)] + [b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words])
+
+
+def check_tls(check):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # we judge the dates ourselves, also of self-signed certificates
+    try:
+        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))) \
+                as sock, context.wrap_socket(sock, server_hostname=check.get("server_name") or check["host"]) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError) as exc:
+        return "fail", "TLS handshake with %s:%s failed: %s" % (check["host"], check["port"], exc), {}
+    cert = x509.load_der_x509_certificate(der)
+    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
+        tzinfo=datetime.timezone.utc)
+    days = (not_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+    details = dict(days_left=round(days, 1), not_after=not_after.isoformat())
+    if days < check.get("critical_days", 7):
+        return "fail", "certificate expires in %.1f days (critical under %s)" % (days, check.get("critical_days", 7)), \
+            details
+    if days < check.get("warning_days", 30):
+        return "warn", "certificate expires in %.1f days (warning under %s)" % (days, check.get("warning_days", 30)), \
+            details
+    return "pass", "certificate valid for %.0f more days" % days, details
+
+
+def check_disk(check):
+    try:
+        st = os.statvfs(check["path"])
+    except OSError as exc:
+        return "fail", "%s: %s" % (check["path"], exc.strerror), {}
+    total = st.f_blocks * st.f_frsize
+    used = total - st.f_bfree * st.f_frsize
+    percent = 100.0 * used / total if total else 0.0
+    details = dict(used_percent=round(percent, 1))
+    if percent >= check.get("critical_percent", 90):
+        return "fail", "%s is %.1f%% full (critical at %s%%)" % (
+            check["path"], percent, check.get("critical_percent", 90)), details
+    if percent >= check.get("warning_percent", 80):
+        return "warn", "%s is %.1f%% full (warning at %s%%)" % (
+            check["path"], percent, check.get("warning_percent", 80)), details
+    return "pass", "%s is %.1f%% full" % (check["path"], percent), details
+
+
+def check_container(check, client):
+    try:
+        info = client.api.inspect_container(check["container"])
+    except Exception as exc:  # pylint: disable=broad-except
+        return "fail", "container %s: %s" % (check["container"], getattr(exc, "explanation", None) or exc), {}
+    state = info.get("State", {})
+    details = dict(state=state.get("Status"))
+    if not state.get("Running"):
+        details["fatal"] = True
+        return "fail", "container %s is %s (exit code %s)" % (check["container"], state.get("Status"),
+                                                              state.get("ExitCode")), details
+    health = (state.get("Health") or {}).get("Status")
+    details["health"] = health or "none"
+    if health is None:
+        if check.get("require_healthcheck", True):
+            return "fail", "container %s is running but has no healthcheck, so its health is unknown" \
+                % check["container"], details
+        return "pass", "container %s is running (no healthcheck)" % check["container"], details
+    if health == "unhealthy":
+        details["fatal"] = True
+        return "fail", "container %s is unhealthy" % check["container"], details
+    if health == "starting":
+        return "fail", "container %s is still starting" % check["container"], details
+    return "pass", "container %s is healthy" % check["container"], details
+
+
+POSTGRES_KEYS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "ssl_mode",
+                 "ca_cert", "bin_dir", "container", "container_user", "docker_host")
+
+
+def check_postgres(check):
+    """Connect (psql, with the collection's connection options), run ``query`` if given, and check that the
+    ``tables`` exist (the schema is migrated)."""
+    params = dict(login_port=5432, login_user="postgres", ssl_mode="prefer")
+    params.update({k: check[k] for k in POSTGRES_KEYS if check.get(k) is not None})
+    params.setdefault("login_host", None)
+    try:
+        with ClientContext(params) as runner:
+            session = PsqlSession(runner, check.get("database", "postgres"))
+            try:
+                version = session.scalar("SELECT current_setting('server_version');")
+                if check.get("query"):
+                    rows = [r for r in session.query(check["query"].rstrip().rstrip(";") + ";") if r.strip()]
+                    if not rows:
+                        return "fail", "query returned no rows", dict(server_version=version)
+                missing = []
+                for table in check.get("tables") or []:
+                    quoted = "'%s'" % table.replace("'", "''")
+                    if session.scalar("SELECT to_regclass(%s) IS NULL;" % quoted) == "t":
+                        missing.append(table)
+                if missing:
+                    return "fail", "schema not ready: missing %s" % ", ".join(missing), dict(server_version=version)
+            finally:
+                session.close()
+    except CommandError as exc:
+        return "fail", exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else str(exc), {}
+    except Exception as exc:  # pylint: disable=broad-except
+        return "fail", str(exc), {}
+    return "pass", "PostgreSQL %s answers" % version.split()[0], dict(server_version=version)
+
+
+def verdict(results):
+    """healthy / degraded / down over check results (dicts with status and severity)."""
+    if any(r["status"] == "fail" and r["severity"] == "critical" for r in results):
+        return "down"
+    if any(r["status"] in ("fail", "warn") for r in results):
+        return "degraded"
+    return "healthy"

@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: health_probe
+short_description: Run many health checks at once and give one verdict, optionally waiting for it
+version_added: 0.1.0
+description:
+  - Runs the checks the runbooks do by hand (curl and jq, time curl, docker compose ps, pg_isready, redis-cli ping,
+    openssl s_client, df) concurrently and returns each check's status, latency and message and one verdict
+    C(healthy), C(degraded) or C(down).
+  - A failing check of severity C(critical) makes the verdict C(down); a failing C(warning) check, or a check that
+    only warns (a certificate near expiry, a disk nearly full, a degraded service), makes it C(degraded).
+  - With O(wait_for) it repeats the checks every O(interval) seconds until the verdict holds O(success_threshold)
+    times in a row, and fails at O(timeout) with the last results, or at once when a container has exited or is
+    unhealthy.
+author:
+  - stackops.runbook contributors (@stackops)
+attributes:
+  check_mode:
+    support: full
+    description: The checks only read, so they run in check mode too.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+options:
+  checks:
+    description:
+      - The checks. Each is a dict with C(name), C(type) and C(severity) (C(critical), the default, or C(warning)),
+        C(timeout) (seconds, default 5) and the options of its type.
+      - C(http) and C(status_json) take C(url), C(method), C(headers), C(status) (accepted codes, default [200]),
+        C(max_latency_ms), C(body_regex), C(json) (jmespath expression to the expected value, or to a one-key dict
+        naming a comparison, one of eq, ne, lt, le, gt, ge, contains and matches, and its value), C(validate_certs),
+        C(ca_path);
+        C(status_json) also C(services) (jmespath to the per-service statuses, default C(services)), each of
+        up, degraded or down.
+      - C(tcp) takes C(host) and C(port); C(redis) also C(password); C(tls) also C(server_name), C(warning_days)
+        (30) and C(critical_days) (7).
+      - C(postgres) takes the collection's connection options (C(login_host), C(login_port), C(login_user),
+        C(login_password), C(container)...), C(database), C(query) (must return a row) and C(tables) (must exist).
+      - C(container) takes C(container) and C(require_healthcheck) (default true; a container without a
+        healthcheck is reported as such, never silently healthy).
+      - C(disk) takes C(path), C(warning_percent) (80) and C(critical_percent) (90).
+    type: list
+    elements: dict
+    required: true
+  wait_for:
+    description: Repeat the checks until the verdict is this or better (C(degraded) accepts C(healthy) too).
+    type: str
+    choices: [healthy, degraded]
+  timeout:
+    description: With O(wait_for), seconds to wait at most.
+    type: int
+    default: 60
+  interval:
+    description: With O(wait_for), seconds between rounds of checks.
+    type: float
+    default: 2
+  success_threshold:
+    description: With O(wait_for), rounds in a row that must satisfy it.
+    type: int
+    default: 1
+  failure_threshold:
+    description: With O(wait_for), give up after this many rounds in a row that do not satisfy it (after O(start_period)).
+    type: int
+  start_period:
+    description: With O(wait_for), seconds of grace at the start in which failing rounds do not count against O(failure_threshold).
+    type: int
+    default: 0
+  docker_host:
+    description: The docker daemon for C(container) checks; default E(DOCKER_HOST) or the local socket.
+    type: str
+notes:
+  - Without O(wait_for) the task reports the verdict and does not fail on it.
+seealso:
+  - module: ansible.builtin.uri
+"""
+
+EXAMPLES = r"""
+- name: Is the stack healthy?
+  stackops.runbook.health_probe:
+    checks:
+      - {name: api, type: http, url: "http://127.0.0.1:8080/health", json: {status: ok}, max_latency_ms: 500}
+      - {name: services, type: status_json, url: "http://127.0.0.1:8080/api/system/status"}
+      - {name: database, type: postgres, container: app-postgres-1, database: app, tables: [users]}
+      - {name: cache, type: redis, host: 127.0.0.1, port: 6379}
+      - {name: worker, type: container, container: app-worker-1}
+      - {name: certificate, type: tls, host: app.example.com, port: 443, severity: warning}
+      - {name: disk, type: disk, path: /var/lib/docker, severity: warning}
+  register: health
+
+- name: Wait until the API is healthy after a deploy
+  stackops.runbook.health_probe:
+    checks:
+      - {name: ready, type: http, url: "http://127.0.0.1:8080/health/ready"}
+    wait_for: healthy
+    timeout: 120
+    success_threshold: 3
+"""
+
+RETURN = r"""
+status:
+  description: The verdict, C(healthy), C(degraded) or C(down).
+  returned: always
+  type: str
+  sample: healthy
+checks:
+  description: Each check's result.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "api", "type": "http", "severity": "critical", "status": "pass", "latency_ms": 12.5,
+            "message": "HTTP 200 in 12 ms", "details": {"http_status": 200}}]
+summary:
+  description: One line for humans.
+  returned: always
+  type: str
+  sample: "healthy: 7/7 checks pass"
+attempts:
+  description: Rounds of checks run.
+  returned: always
+  type: int
+  sample: 1
+"""
+
+import concurrent.futures
+import time
+
+from ansible_collections.stackops.runbook.plugins.module_utils import probes
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
+
+RANK = {"healthy": 0, "degraded": 1, "down": 2}
+
+
+def run_check(check, docker):
+    started = time.monotonic()
+    try:
+        if check["type"] == "container":
+            status, message, details = probes.check_container(check, docker())
+        else:
+            runner = dict(http=probes.check_http, status_json=probes.check_http, tcp=probes.check_tcp,
+                          redis=probes.check_redis, tls=probes.check_tls, disk=probes.check_disk,
+                          postgres=probes.check_postgres)[check["type"]]
+            status, message, details = runner(check)
+    except Exception as exc:  # pylint: disable=broad-except
+        status, message, details = "fail", "check raised %s: %s" % (type(exc).__name__, exc), {}
+    return dict(name=check["name"], type=check["type"], severity=check.get("severity", "critical"), status=status,
+                latency_ms=round((time.monotonic() - started) * 1000, 1), message=message, details=details)
+
+
+def run_round(checks, docker):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(checks))) as pool:
+        return list(pool.map(lambda c: run_check(c, docker), checks))
+
+
+def summarize(status, results):
+    passing = sum(1 for r in results if r["status"] == "pass")
+    problems = ["%s (%s)" % (r["name"], r["message"]) for r in results if r["status"] != "pass"]
+    return "%s: %d/%d checks pass%s" % (status, passing, len(results), "; " + "; ".join(problems) if problems else "")
+
+
+def main():
+    module = RunbookModule(
+        argument_spec=dict(
+            checks=dict(type="list", elements="dict", required=True),
+            wait_for=dict(type="str", choices=["healthy", "degraded"]),
+            timeout=dict(type="int", default=60),
+            interval=dict(type="float", default=2),
+            success_threshold=dict(type="int", default=1),
+            failure_threshold=dict(type="int"),
+            start_period=dict(type="int", default=0),
+            docker_host=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    require_libraries(module, jmespath=True,
+                      docker=any(c.get("type") == "container" for c in p["checks"]))
+    if not p["checks"]:
+        module.fail_json(msg="checks is empty: give at least one check")
+    names = [c.get("name") for c in p["checks"]]
+    if len(set(names)) != len(names):
+        module.fail_json(msg="check names must be unique (got %s)" % ", ".join(str(n) for n in names))
+    for check in p["checks"]:
+        # checks are free-form dicts, so their secrets are masked here rather than by no_log in a spec
+        module.no_log_values.update(probes.secrets_of(check))
+        try:
+            probes.validate_check(check)
+        except probes.CheckInputError as exc:
+            module.fail_json(msg=str(exc))
+    for key in ("timeout", "success_threshold", "failure_threshold"):
+        if p[key] is not None and p[key] < 1:
+            module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
+    if p["interval"] <= 0 or p["start_period"] < 0:
+        module.fail_json(msg="interval must be above 0 and start_period 0 or more")
+
+    client = []
+
+    def docker():
+        if not client:
+            from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
+            client.append(docker_client(p["docker_host"]))
+        return client[0]
+
+    started = time.monotonic()
+    attempts = passes = misses = 0
+    while True:
+        attempts += 1
+        results = run_round(p["checks"], docker)
+        status = probes.verdict(results)
+        result = dict(changed=False, status=status, checks=results, attempts=attempts,
+                      summary=summarize(status, results))
+        if module.check_mode:
+            result["msg"] = "check mode: the checks only read, so they ran"
+        if not p["wait_for"]:
+            module.exit_json(**result)
+        if RANK[status] <= RANK[p["wait_for"]]:
+            passes, misses = passes + 1, 0
+            if passes >= p["success_threshold"]:
+                module.exit_json(**result)
+        else:
+            passes = 0
+            if time.monotonic() - started >= p["start_period"]:
+                misses += 1
+            fatal = [r for r in results if r["details"].get("fatal")]
+            if fatal:
+                module.fail_json(msg="not waiting any longer: %s" % "; ".join(r["message"] for r in fatal), **result)
+            if p["failure_threshold"] and misses >= p["failure_threshold"]:
+                module.fail_json(msg="%d rounds in a row not %s: %s" % (misses, p["wait_for"], result["summary"]),
+                                 **result)
+        if time.monotonic() - started + p["interval"] > p["timeout"]:
+            module.fail_json(msg="not %s after %ds (%d attempts): %s" % (
+                p["wait_for"], p["timeout"], attempts, result["summary"]), **result)
+        time.sleep(p["interval"])
+
+
+if __name__ == "__main__":
+    main()
