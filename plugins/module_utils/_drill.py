@@ -261,7 +261,7 @@ def grade(runner, database, manifest, report, critical_tables, spot_checks, sour
             failures.append(dict(kind="source_drift", message="the source has fewer rows than the backup "
                                  "(deleted since?): %s" % "; ".join(drift)))
     if rto_seconds is not None and report["restore_seconds"] > rto_seconds:
-        failures.append(dict(kind="rto", message="the restore took %.1fs, over the RTO of %ds"
+        failures.append(dict(kind="rto", message="the restore took %.2fs, over the RTO of %gs"
                              % (report["restore_seconds"], rto_seconds)))
     return failures
 
@@ -326,7 +326,7 @@ def render_markdown(report):
         taken=manifest.get("finished_at", "-"), location=report.get("location", "-"),
         target=report.get("target") or "not started",
         restore_seconds="%.1fs" % report["restore_seconds"] if report.get("restore_seconds") is not None else "-",
-        rto="%ss" % report["rto_seconds"] if report.get("rto_seconds") else "none set",
+        rto="%gs" % report["rto_seconds"] if report.get("rto_seconds") else "none set",
         tables=report.get("tables", 0), expected_tables=report.get("expected_tables") or "-",
         counts_match="yes" if restored and not differences and expected else "no" + (
             " (%s)" % ", ".join(sorted(differences)) if differences else ""),

@@ -103,8 +103,8 @@ options:
         description: Directory of the PostgreSQL client programs on the host.
         type: path
   rto_seconds:
-    description: The recovery time objective; a restore slower than this fails the drill.
-    type: int
+    description: The recovery time objective in seconds; a restore slower than this fails the drill.
+    type: float
   jobs:
     description: Parallel restore jobs (directory archives).
     type: int
@@ -248,7 +248,7 @@ def argument_spec():
         spot_checks=dict(type="list", elements="str"),
         compare_source=dict(type="dict", options=dict(postgres_common_argument_spec(),
                                                       database=dict(type="str", required=True))),
-        rto_seconds=dict(type="int"),
+        rto_seconds=dict(type="float"),
         jobs=dict(type="int"),
         log_dir=dict(type="path", required=True),
         fail_on_drill_failure=dict(type="bool", default=True),
@@ -261,9 +261,11 @@ def validate(module):
     if not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
                              % p["database"])
-    for key in ("rto_seconds", "jobs", "drill_port"):
+    for key in ("jobs", "drill_port"):
         if p[key] is not None and p[key] < 1:
             module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
+    if p["rto_seconds"] is not None and p["rto_seconds"] <= 0:
+        module.fail_json(msg="rto_seconds=%s must be above 0" % p["rto_seconds"])
     for table, minimum in (p["critical_tables"] or {}).items():
         if not isinstance(minimum, int) or minimum < 0:
             module.fail_json(msg="critical_tables: %s needs a whole number of rows (0 or more), got %r"

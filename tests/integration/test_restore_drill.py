@@ -126,12 +126,13 @@ def test_a_spot_check_that_returns_nothing_fails_the_drill(host_pg, tmp_path):
 
 def test_a_restore_slower_than_the_rto_fails_the_drill_unless_told_not_to_fail(host_pg, tmp_path):
     backup(host_pg, str(tmp_path / "b"))
-    result = drill(str(tmp_path / "b"), str(tmp_path / "logs"), rto_seconds=1, fail_on_drill_failure=False)
+    # no restore of 135,000 rows takes under 50 ms, however fast the machine
+    result = drill(str(tmp_path / "b"), str(tmp_path / "logs"), rto_seconds=0.05, fail_on_drill_failure=False)
     assert not result.get("failed") and result["passed"] is False
     assert [f["kind"] for f in result["failures"]] == ["rto"]
-    assert "over the RTO of 1s" in result["failures"][0]["message"]
+    assert "over the RTO of 0.05s" in result["failures"][0]["message"]
     markdown, _log = read_log(result)
-    assert "RTO target: 1s" in markdown
+    assert "RTO target: 0.05s" in markdown
     with open(os.path.join(str(tmp_path / "logs"), "history.jsonl")) as fh:
         history = [json.loads(line) for line in fh]
     assert [h["failures"] for h in history] == [["rto"]]
