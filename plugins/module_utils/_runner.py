@@ -106,10 +106,6 @@ class LocalStream:
         self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
         self._stderr_thread.start()
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
     def read(self):
         return self.proc.stdout.read1(CHUNK_SIZE)
 

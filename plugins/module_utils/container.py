@@ -192,10 +192,6 @@ class ContainerStream:
         self.argv = argv
         self._exec = _Exec(runner, argv, stdin=False)
 
-    @property
-    def pid(self):
-        return self._exec.runner.client.api.exec_inspect(self._exec.exec_id).get("Pid")
-
     def read(self):
         return self._exec.read_stdout()
 
