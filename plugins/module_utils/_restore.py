@@ -162,16 +162,19 @@ class Admin:
     def exists(self, database):
         return self.session.scalar("SELECT count(*) FROM pg_database WHERE datname = %s;" % literal(database)) == "1"
 
+    # Only client sessions count: autovacuum workers and other background processes show up in
+    # pg_stat_activity with the database's name, and DROP DATABASE stops them by itself.
+    SESSIONS_OF = ("FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend' "
+                   "AND pid <> pg_backend_pid();")
+
     def other_sessions(self, database):
         rows = self.session.query(
             "SELECT json_build_object('pid', pid, 'user', usename, 'application', application_name, "
-            "'client', client_addr::text, 'state', state) FROM pg_stat_activity WHERE datname = %s "
-            "AND pid <> pg_backend_pid();" % literal(database))
+            "'client', client_addr::text, 'state', state) " + self.SESSIONS_OF % literal(database))
         return [json.loads(row) for row in rows if row.strip()]
 
     def terminate(self, database):
-        self.session.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                           "AND pid <> pg_backend_pid();" % literal(database))
+        self.session.query("SELECT pg_terminate_backend(pid) " + self.SESSIONS_OF % literal(database))
 
     def create(self, database):
         self.session.query("CREATE DATABASE %s;" % ident(database))
