@@ -18,10 +18,9 @@ from ansible_collections.stackops.runbook.plugins.module_utils import manifest a
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import Admin, compare_counts, row_counts
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.container import (
-    APIError,
     ContainerRunner,
-    DockerException,
     docker_client,
+    docker_sdk,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
 
@@ -82,18 +81,18 @@ class ContainerTarget:
             if float(labels.get(EXPIRES_LABEL, 0)) < now:
                 try:
                     item.remove(force=True) if item in containers else item.remove()
-                except DockerException:
+                except docker_sdk().errors.DockerException:
                     pass
 
     def _ensure_image(self):
         try:
             self.client.images.get(self.image)
             return
-        except DockerException:
+        except docker_sdk().errors.DockerException:
             pass
         try:
             self.client.images.pull(self.image)
-        except DockerException as exc:
+        except docker_sdk().errors.DockerException as exc:
             raise DrillSetupError("drill_image %s is not on this host and could not be pulled (%s); pull or build "
                                   "it first" % (self.image, getattr(exc, "explanation", None) or exc))
 
@@ -107,7 +106,7 @@ class ContainerTarget:
                 self.image, name=self.name, detach=True, labels=labels, network=self.name,
                 environment={"POSTGRES_PASSWORD": secrets.token_hex(16)},
                 ports={"5432/tcp": ("127.0.0.1", self.port)} if self.port else None)
-        except DockerException as exc:
+        except docker_sdk().errors.DockerException as exc:
             self.remove()
             what = getattr(exc, "explanation", None) or str(exc)
             if "port is already allocated" in what or "address already in use" in what:
@@ -139,18 +138,18 @@ class ContainerTarget:
             # docker run creates the container before starting it: a start that failed leaves one behind
             try:
                 self.container = self.client.containers.get(self.name)
-            except DockerException:
+            except docker_sdk().errors.DockerException:
                 pass
         if self.container is not None:
             try:
                 self.container.remove(force=True, v=True)
-            except DockerException:
+            except docker_sdk().errors.DockerException:
                 pass
             self.container = None
         if self.network is not None:
             try:
                 self.network.remove()
-            except (DockerException, APIError):
+            except docker_sdk().errors.DockerException:
                 pass
             self.network = None
 

@@ -4,14 +4,10 @@
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import ZSTD_IMPORT_ERROR
-from ansible_collections.stackops.runbook.plugins.module_utils.container import DOCKER_IMPORT_ERROR
-from ansible_collections.stackops.runbook.plugins.module_utils.probes import JMESPATH_IMPORT_ERROR
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import BOTO3_IMPORT_ERROR
+import importlib
+import traceback
 
-LIBRARIES = {"zstandard": ZSTD_IMPORT_ERROR, "docker": DOCKER_IMPORT_ERROR, "boto3": BOTO3_IMPORT_ERROR,
-             "jmespath": JMESPATH_IMPORT_ERROR}
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 
 class RunbookModule(AnsibleModule):
@@ -27,9 +23,15 @@ class RunbookModule(AnsibleModule):
 
 def require_libraries(module, **needed):
     """Fail, naming the package to install, for each library this run needs (``docker=True``...) and lacks."""
+    # Imported here, and only when wanted: docker and boto3 take 0.25 s together, which a health check
+    # or a backup on the host should not pay. module_utils import them again (cached) where they use them.
     for name, wanted in needed.items():
-        if wanted and LIBRARIES[name]:
-            module.fail_json(msg=missing_required_lib(name), exception=LIBRARIES[name])
+        if not wanted:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            module.fail_json(msg=missing_required_lib(name), exception=traceback.format_exc())
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -5,15 +5,12 @@
 
 from __future__ import annotations
 
-import traceback
 import zlib
 
-ZSTD_IMPORT_ERROR = None
 try:
     import zstandard
-except ImportError:  # pragma: no cover - reported through missing_required_lib
+except ImportError:  # pragma: no cover - modules report it through require_libraries
     zstandard = None
-    ZSTD_IMPORT_ERROR = traceback.format_exc()
 
 COMPRESSIONS = ("zstd", "gzip", "none")
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}

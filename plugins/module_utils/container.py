@@ -15,7 +15,6 @@ import socket
 import struct
 import threading
 import time
-import traceback
 
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
@@ -23,23 +22,16 @@ from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     run_fed,
 )
 
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    from docker.errors import DockerException, NotFound, APIError
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-    class DockerException(Exception):
-        pass
-
-    class NotFound(DockerException):
-        pass
-
-    class APIError(DockerException):
-        pass
-
 STDOUT, STDERR = 1, 2
+
+
+def docker_sdk():
+    """The docker SDK, imported on first use: importing it takes 0.15 s, and most runs (an HTTP health
+    check, a backup on the host) never talk to docker. Modules call require_libraries(docker=...) first.
+    """
+    import docker
+    import docker.errors
+    return docker
 
 
 def docker_argument_spec():
@@ -59,9 +51,9 @@ def docker_client(docker_host=None):
     """A docker SDK client for ``docker_host`` (or DOCKER_HOST, or the local socket)."""
     try:
         if docker_host:
-            return docker.DockerClient(base_url=docker_host, version="auto")
-        return docker.from_env(version="auto")
-    except DockerException as exc:
+            return docker_sdk().DockerClient(base_url=docker_host, version="auto")
+        return docker_sdk().from_env(version="auto")
+    except docker_sdk().errors.DockerException as exc:
         raise ContainerError("cannot talk to the docker engine (%s): %s. Start docker, or set docker_host."
                              % (docker_host or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), exc))
 
@@ -121,7 +113,7 @@ class _Exec:
             self.exec_id = api.exec_create(runner.container, self.argv, stdout=True, stderr=True, stdin=stdin,
                                            tty=False, user=runner.user or "", environment=runner.env)["Id"]
             self._sock_io = api.exec_start(self.exec_id, socket=True)
-        except APIError as exc:
+        except docker_sdk().errors.APIError as exc:
             raise ContainerError("docker exec %s in container %s failed: %s"
                                  % (self.argv[0], runner.container, exc.explanation or exc))
         self.sock = _raw_socket(self._sock_io)
@@ -182,7 +174,7 @@ class _Exec:
             pid = self.runner.client.api.exec_inspect(self.exec_id).get("Pid")
             if pid:
                 os.kill(pid, signal.SIGTERM)
-        except (APIError, OSError):
+        except (docker_sdk().errors.APIError, OSError):
             pass
         self._close_socket()
 
@@ -267,10 +259,10 @@ class ContainerRunner:
         self.env = dict(env or {})
         try:
             info = client.api.inspect_container(container)
-        except NotFound:
+        except docker_sdk().errors.NotFound:
             raise ContainerError("container %r does not exist on this host. Name a running container in "
                                  "'container' (see `docker ps`), or leave it out to run on the host." % container)
-        except DockerException as exc:
+        except docker_sdk().errors.DockerException as exc:
             raise ContainerError("cannot inspect container %r: %s" % (container, exc))
         if not info.get("State", {}).get("Running"):
             raise ContainerError("container %r is not running (state: %s). Start it first."
@@ -297,6 +289,6 @@ class ContainerRunner:
         """A tar stream of ``path`` in the container (chunks of bytes)."""
         try:
             stream, _stat = self.client.api.get_archive(self.container, path, chunk_size=1024 * 1024)
-        except APIError as exc:
+        except docker_sdk().errors.APIError as exc:
             raise ContainerError("cannot copy %s out of container %s: %s" % (path, self.container, exc))
         return stream

@@ -15,23 +15,15 @@ import socket
 import ssl
 import threading
 import time
-import traceback
 import urllib.parse
 
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
 
-JMESPATH_IMPORT_ERROR = None
 try:
     import jmespath
-except ImportError:  # pragma: no cover - reported through missing_required_lib
+except ImportError:  # pragma: no cover - modules report it through require_libraries
     jmespath = None
-    JMESPATH_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    from cryptography import x509
-except ImportError:  # pragma: no cover - ansible-core depends on cryptography
-    x509 = None
 
 CHECK_TYPES = ("http", "status_json", "tcp", "postgres", "container", "redis", "tls", "disk")
 COMPARISONS = {
@@ -239,6 +231,8 @@ def check_tls(check):
             der = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError) as exc:
         return "fail", "TLS handshake with %s:%s failed: %s" % (check["host"], check["port"], exc), {}
+    # Imported here: only tls checks need it (ansible-core depends on cryptography, so it is there).
+    from cryptography import x509
     cert = x509.load_der_x509_certificate(der)
     not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(
         tzinfo=datetime.timezone.utc)

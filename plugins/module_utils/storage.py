@@ -15,19 +15,8 @@ import hashlib
 import os
 import shutil
 import time
-import traceback
 
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-
-BOTO3_IMPORT_ERROR = None
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    from boto3.s3.transfer import TransferConfig
-except ImportError:  # pragma: no cover - reported through missing_required_lib
-    boto3 = None
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
 
 LOCK_FILE = ".stackops-runbook.lock"
 READ_SIZE = 1024 * 1024
@@ -79,6 +68,7 @@ class BackupEntry:
     def as_dict(self):
         m = self.manifest or {}
         return dict(name=self.name, location=self.location, time=mf.isoformat(self.when),
+                    timestamp=int(self.when.timestamp()), duration_seconds=m.get("duration_seconds"),
                     database=m.get("database"), kind=m.get("kind"), file=m.get("file"),
                     size=m.get("size"), sha256=m.get("sha256"), format=m.get("format"),
                     compression=m.get("compression"), verified=self.verified)
@@ -319,6 +309,7 @@ class LocalStorage(_Storage):
 
 
 def _s3_error(exc, what):
+    import botocore.exceptions
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         return "%s: %s %s" % (what, err.get("Code"), err.get("Message", ""))
@@ -335,6 +326,15 @@ class S3Storage(_Storage):
     kind = "s3"
 
     def __init__(self, options):
+        # boto3 is imported here, not at the top: it takes 0.1 s and most runs never touch S3.
+        # Modules call require_libraries(boto3=...) before they build an S3Storage.
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+        from boto3.s3.transfer import TransferConfig
+
+        self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+        self.upload_errors = self.errors + (boto3.exceptions.S3UploadFailedError,)
         self.options = options
         self.bucket = options["bucket"]
         self.prefix = (options.get("prefix") or "").strip("/")
@@ -371,8 +371,7 @@ class S3Storage(_Storage):
             with open(local_path, "rb") as fh:
                 self.client.upload_fileobj(fh, self.bucket, self.key(file_name), ExtraArgs=self._extra_args(),
                                            Config=self.transfer)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                boto3.exceptions.S3UploadFailedError) as exc:
+        except self.upload_errors as exc:
             raise StorageError(_s3_error(exc, "upload to %s failed" % self.uri(file_name)))
 
     def upload_backup(self, local, manifest):
@@ -394,7 +393,7 @@ class S3Storage(_Storage):
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except self.errors as exc:
             raise StorageError(_s3_error(exc, "listing s3://%s/%s failed" % (self.bucket, prefix)))
         return keys
 
@@ -402,7 +401,7 @@ class S3Storage(_Storage):
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.key(mf.manifest_file_name(name)))["Body"]
             return mf.loads(body.read(), name)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        except self.errors:
             return None
 
     def top_level_names(self, label=None):
@@ -418,7 +417,7 @@ class S3Storage(_Storage):
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self.key(file_name))["Body"]
             yield from body.iter_chunks(READ_SIZE)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except self.errors as exc:
             raise StorageError(_s3_error(exc, "reading %s failed" % self.uri(file_name)))
 
     def remove(self, entry):
@@ -431,5 +430,5 @@ class S3Storage(_Storage):
             for start in range(0, len(keys), 1000):
                 batch = [{"Key": k} for k in keys[start:start + 1000]]
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except self.errors as exc:
             raise StorageError(_s3_error(exc, "removing %s failed" % entry.location))

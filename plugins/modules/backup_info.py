@@ -83,7 +83,8 @@ backups:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20261122T030000Z", "database": "app", "time": "2026-11-22T03:00:00.000000Z", "size": 1048576,
+  sample: [{"name": "app_20261122T030000Z", "database": "app", "time": "2026-11-22T03:00:00.000000Z", "timestamp": 1795316400,
+            "duration_seconds": 41.2, "size": 1048576,
             "format": "custom", "compression": "zstd", "sha256": "9f86d0...", "verified": true, "age_seconds": 3600,
             "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst"}]
 latest:

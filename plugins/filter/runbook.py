@@ -1,0 +1,103 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the roles use to turn module results into one-line summaries and node_exporter metrics.
+Documented in the .yml file of each filter beside this one."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
+
+VERDICT_VALUES = {"healthy": 0, "degraded": 1, "down": 2}
+
+
+def _size(num):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(num) < 1024 or unit == "TiB":
+            return ("%.1f %s" % (num, unit)) if unit != "B" else "%d B" % num
+        num /= 1024.0
+    return "%d B" % num
+
+
+def _age(seconds):
+    seconds = int(seconds or 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+def backup_line(entry):
+    """``app 8.5 MiB, 2m old (app_20261122T030000Z)`` from a backup_info entry."""
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise AnsibleFilterError("backup_line expects a backup from backup_info (latest or backups), got %r" % (entry,))
+    label = entry.get("database") or entry["name"].rsplit("_", 1)[0]
+    return "%s %s, %s old (%s)" % (label, _size(entry.get("size") or 0), _age(entry.get("age_seconds")), entry["name"])
+
+
+def seconds(value):
+    """Seconds in a duration such as ``90``, ``"90m"``, ``"26h"`` or ``"7d"`` (what max_age and the roles' intervals take)."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise AnsibleFilterError("seconds: %s" % exc)
+
+
+def _metric(name, value, help_text, **labels):
+    return dict(name=name, value=value, help=help_text, type="gauge", labels=labels)
+
+
+def backup_metrics(entries):
+    """Metrics of the latest backup of each database: when it finished, its size, how long it took, its age."""
+    metrics = []
+    for entry in entries or []:
+        label = entry.get("database") or entry["name"].rsplit("_", 1)[0]
+        metrics += [
+            _metric("stackops_backup_last_success_timestamp_seconds", entry.get("timestamp") or 0,
+                    "Time of the latest backup (Unix seconds); alert when it is older than the RPO.", database=label),
+            _metric("stackops_backup_size_bytes", entry.get("size") or 0, "Size of the latest backup.", database=label),
+            _metric("stackops_backup_duration_seconds", entry.get("duration_seconds") or 0,
+                    "How long the latest backup took.", database=label),
+            _metric("stackops_backup_verified", bool(entry.get("verified")),
+                    "1 when the latest backup was verified after it was written.", database=label),
+        ]
+    return metrics
+
+
+def drill_metrics(drill):
+    """Metrics of a drill log (the JSON restore_drill writes): passed, when, the restore time against the RTO."""
+    if not isinstance(drill, dict) or "passed" not in drill or "started_at" not in drill:
+        raise AnsibleFilterError("drill_metrics expects a drill log (the JSON file restore_drill writes), got %r"
+                                 % (drill,))
+    started = datetime.datetime.fromisoformat(str(drill["started_at"]).replace("Z", "+00:00"))
+    database = drill.get("database") or "unknown"
+    return [
+        _metric("stackops_drill_passed", bool(drill["passed"]), "1 when the latest restore drill passed.", database=database),
+        _metric("stackops_drill_last_run_timestamp_seconds", int(started.timestamp()),
+                "Time of the latest restore drill (Unix seconds).", database=database),
+        _metric("stackops_drill_restore_seconds", drill.get("restore_seconds") or 0,
+                "Measured restore time in the latest drill (the RTO actually achieved).", database=database),
+        _metric("stackops_drill_rto_seconds", drill.get("rto_seconds") or 0,
+                "The recovery time objective the drill was graded against (0 when none).", database=database),
+    ]
+
+
+def health_metrics(probe):
+    """Metrics of a health_probe result: the verdict (0 healthy, 1 degraded, 2 down) and each check."""
+    if not isinstance(probe, dict) or "status" not in probe:
+        raise AnsibleFilterError("health_metrics expects the result of health_probe, got %r" % (probe,))
+    metrics = [_metric("stackops_health_verdict", VERDICT_VALUES.get(probe["status"], 2),
+                       "Overall verdict of the stack: 0 healthy, 1 degraded, 2 down.")]
+    for check in probe.get("checks") or []:
+        metrics.append(_metric("stackops_health_check_up", check.get("status") == "pass",
+                               "1 when the check passed.", check=check.get("name", "?"),
+                               severity=check.get("severity", "critical")))
+    return metrics
+
+
+class FilterModule:
+    def filters(self):
+        return dict(backup_line=backup_line, backup_metrics=backup_metrics, drill_metrics=drill_metrics,
+                    health_metrics=health_metrics, seconds=seconds)
