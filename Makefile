@@ -10,13 +10,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .PHONY: demo test host venv collection docker images sandbox-up sandbox-down sandbox-status \
-	sanity unit integration lint benchmark clean
+	sanity unit integration molecule lint benchmark clean
 
 demo: sandbox-up
 	ansible-playbook playbooks/backup.yml -i inventories/sandbox
+	ansible-playbook playbooks/restore_drill.yml -i inventories/sandbox
+	ansible-playbook playbooks/health.yml -i inventories/sandbox
 	tools/sandbox.sh report
 
-test: venv collection docker images sanity unit integration lint
+test: venv collection docker images sanity unit integration molecule lint
 
 host:
 	tools/setup-host.sh
@@ -56,6 +58,12 @@ unit: venv collection
 
 integration: venv collection images
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+MOLECULE_SCENARIOS ?= backup restore restore_drill health
+
+molecule: venv collection images
+	set -a; . .build/images.env; set +a; \
+	for scenario in $(MOLECULE_SCENARIOS); do molecule test -s $$scenario || exit 1; done
 
 lint: venv collection
 	ansible-lint --profile production

@@ -10,6 +10,10 @@ mkdir -p .build
 POSTGRES_OFFICIAL=${POSTGRES_OFFICIAL:-postgres:15}
 PYTHON_OFFICIAL=${PYTHON_OFFICIAL:-python:3.11-slim}
 LOCAL_IMAGE=${LOCAL_IMAGE:-stackops-local/postgres:15}
+# Molecule's instances: PostgreSQL, python3 and the Python libraries our modules use on a managed host. No
+# official image has all three, so it is always built here, on top of the local image (cached by name).
+MOLECULE_IMAGE=${MOLECULE_IMAGE:-stackops-local/molecule-postgres:15}
+MOLECULE_LIBRARIES="zstandard jmespath"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -60,8 +64,25 @@ else
     python_image=$LOCAL_IMAGE
 fi
 
+build_molecule_image() {
+    have_image "$MOLECULE_IMAGE" && return 0
+    build_local_image
+    echo "building $MOLECULE_IMAGE..."
+    local context
+    context=$(mktemp -d /var/tmp/stackops-molecule.XXXXXX)
+    trap 'rm -rf "$context"' RETURN
+    # wheels for the image's python3 (3.11, like ours), installed where Debian's python3 looks
+    "${VENV:-.venv}/bin/python" -m pip install -q --only-binary=:all: --python-version 3.11 \
+        --target "$context/site" $MOLECULE_LIBRARIES
+    printf 'FROM %s\nCOPY site/ /usr/local/lib/python3.11/dist-packages/\n' "$LOCAL_IMAGE" >"$context/Dockerfile"
+    docker build -q -t "$MOLECULE_IMAGE" "$context" >/dev/null
+    echo "built $MOLECULE_IMAGE"
+}
+build_molecule_image
+
 cat > .build/images.env <<ENV
 STACKOPS_POSTGRES_IMAGE=$postgres_image
 STACKOPS_PYTHON_IMAGE=$python_image
+STACKOPS_MOLECULE_IMAGE=$MOLECULE_IMAGE
 ENV
 cat .build/images.env

@@ -13,7 +13,7 @@ S3_BUCKET=${SANDBOX_S3_BUCKET:-stackops-backups}
 export AWS_ACCESS_KEY_ID=${SANDBOX_S3_ACCESS_KEY:-sandbox-access-key}
 export AWS_SECRET_ACCESS_KEY=${SANDBOX_S3_SECRET_KEY:-sandbox-secret-key}
 export AWS_DEFAULT_REGION=us-east-1
-mkdir -p "$STATE"
+mkdir -p "$STATE" "$STATE/metrics"
 
 compose() {
     set -a
@@ -75,7 +75,7 @@ case "${1:-}" in
     down)
         compose down -v --remove-orphans || true
         s3_down
-        rm -rf "$STATE/backups"
+        rm -rf "$STATE/backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
         echo "sandbox removed"
         ;;
     status)
@@ -99,6 +99,20 @@ client = boto3.client("s3", endpoint_url="http://127.0.0.1:%s" % sys.argv[1])
 for obj in client.list_objects_v2(Bucket=sys.argv[2]).get("Contents", []):
     print("  s3://%s/%-60s %10d bytes" % (sys.argv[2], obj["Key"], obj["Size"]))
 PY
+        echo
+        latest=$(find "$STATE/drills" -name 'drill_*.json' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
+        if [ -n "$latest" ]; then
+            "$VENV/bin/python" - "$latest" <<'PY'
+import json, sys
+drill = json.load(open(sys.argv[1]))
+verdict = "PASSED" if drill["passed"] else "FAILED: " + "; ".join(f["message"] for f in drill["failures"])
+print("Restore drill of %s: %s (restored in %ss, RTO %ss)" % (drill.get("backup"), verdict, drill.get("restore_seconds"),
+                                                             drill.get("rto_seconds")))
+print("  drill log: %s" % sys.argv[1][:-len(".json")] + ".md")
+PY
+        fi
+        echo "Audit ledger: $STATE/ledger.jsonl ($(wc -l <"$STATE/ledger.jsonl" 2>/dev/null || echo 0) operations)"
+        echo "node_exporter metrics: $STATE/metrics/"
         ;;
     *)
         echo "usage: $0 up|down|status|report" >&2
