@@ -361,3 +361,37 @@ def age_backup(dest, name, days):
         json.dump(manifest, fh)
     os.unlink(os.path.join(dest, name + ".manifest.json"))
     return new_name
+
+
+# ---------------------------------------------------------------- playbooks and roles, as users run them
+
+def run_playbook(playbook, inventory, extra_vars, check=False, verbosity=0, callback="ansible.builtin.json"):
+    """(returncode, stdout, stderr) of ansible-playbook; stdout is parsed JSON with the json callback."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK=callback,
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false")
+    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory,
+            "-e", json.dumps(extra_vars)]
+    if check:
+        argv.append("--check")
+    if verbosity:
+        argv.append("-" + "v" * verbosity)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    out = json.loads(proc.stdout) if callback == "ansible.builtin.json" else proc.stdout
+    return proc.returncode, out, proc.stderr
+
+
+def local_inventory(tmp_path, group="db"):
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps({"all": {"children": {group: {"hosts": {"db1": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
+    return str(path)
+
+
+def task_results(output, task_name, host="db1"):
+    """The result of the task named ``task_name`` (role tasks match without their role prefix)."""
+    for play in output["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"]
+            if name == task_name or name.endswith(" : " + task_name):
+                return task["hosts"][host]
+    raise AssertionError("no task %r" % task_name)

@@ -3,49 +3,19 @@ with the connection options set once through the action group."""
 
 import json
 import os
-import subprocess
-import sys
 
-import yaml
-
-from conftest import COLLECTIONS, ROOT
-
-
-def run_playbook(playbook, inventory, extra_vars, check=False):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_NOCOLOR="1")
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), playbook, "-i", inventory,
-            "-e", json.dumps(extra_vars)]
-    if check:
-        argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    return proc.returncode, json.loads(proc.stdout), proc.stderr
-
-
-def inventory(tmp_path):
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump({"all": {"children": {"db": {"hosts": {"db1": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
-    return str(path)
-
-
-def task_results(output, task_name):
-    for play in output["plays"]:
-        for task in play["tasks"]:
-            if task["task"]["name"] == task_name:
-                return task["hosts"]["db1"]
-    raise AssertionError("no task %r" % task_name)
+from conftest import local_inventory, run_playbook, task_results
 
 
 def playbook_vars(host_pg, dest, s3, s3_prefix):
     return dict(backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
                 backup_login_password=host_pg.password, backup_dest=dest, backup_databases=["app"],
-                backup_keep_days=7, backup_s3=s3.options(s3_prefix))
+                backup_keep_days=7, backup_s3=s3.options(s3_prefix), report_ledger_path=os.path.join(dest, "..", "ledger.jsonl"))
 
 
 def test_the_backup_playbook_backs_up_each_database_and_the_globals(host_pg, s3, s3_prefix, tmp_path):
     dest = str(tmp_path / "backups")
-    rc, output, stderr = run_playbook("playbooks/backup.yml", inventory(tmp_path),
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
                                       playbook_vars(host_pg, dest, s3, s3_prefix))
     assert rc == 0, stderr
     databases = task_results(output, "Back up each database")["results"]
@@ -61,7 +31,7 @@ def test_the_backup_playbook_backs_up_each_database_and_the_globals(host_pg, s3,
 
 def test_the_playbook_runs_by_its_collection_name_and_in_check_mode(host_pg, s3, s3_prefix, tmp_path):
     dest = str(tmp_path / "backups")
-    rc, output, stderr = run_playbook("stackops.runbook.backup", inventory(tmp_path),
+    rc, output, stderr = run_playbook("stackops.runbook.backup", local_inventory(tmp_path),
                                       playbook_vars(host_pg, dest, s3, s3_prefix), check=True)
     assert rc == 0, stderr
     planned = task_results(output, "Back up each database")["results"][0]

@@ -1,0 +1,219 @@
+"""The roles as users run them (ansible-playbook with the shipped playbooks): what they tell a chat webhook,
+what they write to the audit ledger and for node_exporter, and that no secret reaches any of it or the
+play's own output, even at -vvv."""
+
+import json
+import os
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import local_inventory, run_playbook, task_results
+
+WEBHOOK_TOKEN = "T0K3N" + uuid.uuid4().hex[:16]
+
+
+class Webhook:
+    """A Slack-compatible incoming webhook on loopback that keeps what it receives."""
+
+    def __init__(self, status=200):
+        self.messages = []
+        self.status = status
+        webhook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                webhook.messages.append(dict(path=self.path, payload=json.loads(body)))
+                self.send_response(webhook.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/services/%s" % (self.server.server_address[1], WEBHOOK_TOKEN)
+
+    def texts(self):
+        return [m["payload"]["text"] for m in self.messages]
+
+    def stop(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.stop()
+
+
+@pytest.fixture
+def reporting(tmp_path, webhook):
+    metrics = tmp_path / "textfile"
+    metrics.mkdir()
+    return dict(report_ledger_path=str(tmp_path / "log" / "ledger.jsonl"), report_metrics_dir=str(metrics),
+                report_webhook_url=webhook.url)
+
+
+def ledger(reporting):
+    with open(reporting["report_ledger_path"]) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def metric_samples(path):
+    """{(name, labels...): value} through Prometheus's own text parser (which rejects a malformed file)."""
+    with open(path) as fh:
+        families = list(text_string_to_metric_families(fh.read()))
+    return {(s.name,) + tuple(sorted(s.labels.items())): s.value for f in families for s in f.samples}
+
+
+def backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting):
+    return dict(reporting, backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
+                backup_login_password=host_pg.password, backup_dest=str(tmp_path / "backups"),
+                backup_databases=["app"], backup_s3=s3.options(s3_prefix))
+
+
+def test_a_backup_is_announced_recorded_and_published_without_any_secret(host_pg, s3, s3_prefix, tmp_path,
+                                                                          webhook, reporting):
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
+                                      backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting),
+                                      verbosity=3, callback="ansible.builtin.default")
+    assert rc == 0, output[-3000:] + stderr
+
+    assert len(webhook.texts()) == 2
+    started, succeeded = webhook.texts()
+    assert "backup started on db1" in started
+    assert "backup succeeded on db1" in succeeded
+    assert re.search(r"app [\d.]+ (KiB|MiB), \d+s old \(app_\d{8}T\d{6}Z\)", succeeded), succeeded
+    assert webhook.messages[1]["payload"]["attachments"][0]["color"] == "good"
+
+    entries = ledger(reporting)
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["operation"] == "backup" and entry["result"] == "succeeded"
+    assert entry["inputs"]["databases"] == ["app"] and entry["inputs"]["s3"]["secret_key"] == "********"
+    assert entry["duration_seconds"] > 0 and entry["actor"] and entry["controller"]
+    assert entry["details"]["app"].startswith("app_")
+
+    samples = metric_samples(os.path.join(reporting["report_metrics_dir"], "stackops_runbook_backup.prom"))
+    assert samples[("stackops_backup_verified", ("database", "app"))] == 1
+    assert samples[("stackops_backup_size_bytes", ("database", "app"))] > 1000
+    assert abs(samples[("stackops_backup_last_success_timestamp_seconds", ("database", "app"))]
+               - os.path.getmtime(reporting["report_ledger_path"])) < 120
+
+    # no secret anywhere: the play's -vvv output, the ledger, the messages, the metrics
+    with open(reporting["report_ledger_path"]) as fh:
+        ledger_text = fh.read()
+    everything = output + stderr + ledger_text + json.dumps([m["payload"] for m in webhook.messages])
+    for secret in (host_pg.password, s3.secret_key, WEBHOOK_TOKEN):
+        assert secret not in everything
+
+
+def test_a_failed_backup_is_announced_and_recorded_as_failed(host_pg, s3, s3_prefix, tmp_path, webhook, reporting):
+    variables = backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting)
+    variables["backup_databases"] = ["no_such_database"]
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables, verbosity=3,
+                                      callback="ansible.builtin.default")
+    assert rc != 0
+    assert "The backup failed at \"Back up each database\"" in output
+    assert "Earlier backups are untouched" in output
+    texts = webhook.texts()
+    assert len(texts) == 2 and "backup failed on db1" in texts[1] and "no_such_database" in texts[1]
+    assert webhook.messages[1]["payload"]["attachments"][0]["color"] == "danger"
+    entries = ledger(reporting)
+    assert [e["result"] for e in entries] == ["failed"]
+    assert "no_such_database" in entries[0]["summary"]
+    for secret in (host_pg.password, s3.secret_key, WEBHOOK_TOKEN):
+        assert secret not in output + stderr + json.dumps(entries) + json.dumps([m["payload"] for m in webhook.messages])
+
+
+def test_an_unreachable_webhook_warns_and_does_not_fail_the_backup(host_pg, s3, s3_prefix, tmp_path, webhook,
+                                                                   reporting):
+    webhook.status = 500
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
+                                      backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting))
+    assert rc == 0, stderr
+    announce = task_results(output, "Announce how the operation ended")
+    assert announce["sent"] is False and announce["status"] == 500
+    assert any("the webhook answered HTTP 500" in w for w in announce.get("warnings", []))
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded"]
+
+
+def test_a_second_backup_within_the_interval_changes_nothing(host_pg, s3, s3_prefix, tmp_path, reporting):
+    variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), backup_min_interval="1h",
+                     report_webhook_url="")
+    rc, _output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc == 0, stderr
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc == 0, stderr
+    assert output["stats"]["db1"]["changed"] == 0
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded", "skipped"]
+    assert "skipped, recent enough: app, globals" in ledger(reporting)[1]["summary"]
+
+
+def test_the_health_role_fails_on_down_and_publishes_the_verdict(tmp_path, webhook, reporting):
+    inventory = local_inventory(tmp_path)
+    metrics = os.path.join(reporting["report_metrics_dir"], "stackops_runbook_health.prom")
+    healthy = dict(reporting, health_checks=[{"name": "root disk", "type": "disk", "path": "/",
+                                              "warning_percent": 99, "critical_percent": 100}])
+    rc, output, stderr = run_playbook("playbooks/health.yml", inventory, healthy)
+    assert rc == 0, stderr
+    assert metric_samples(metrics)[("stackops_health_verdict",)] == 0
+    # hourly health checks do not post "started"
+    assert len(webhook.texts()) == 1 and "health succeeded on db1: healthy" in webhook.texts()[0]
+
+    down = dict(reporting, health_checks=[{"name": "api", "type": "tcp", "host": "127.0.0.1", "port": 1}])
+    rc, output, stderr = run_playbook("playbooks/health.yml", inventory, down)
+    assert rc != 0
+    failure = task_results(output, "Fail when the stack is not healthy enough")
+    assert "Failing checks: api:" in failure["msg"]
+    samples = metric_samples(metrics)
+    assert samples[("stackops_health_verdict",)] == 2
+    assert samples[("stackops_health_check_up", ("check", "api"), ("severity", "critical"))] == 0
+    assert "health failed on db1: down" in webhook.texts()[-1]
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded", "failed"]
+
+
+def test_the_restore_role_refuses_without_confirmation_and_changes_nothing(host_pg, tmp_path, reporting):
+    rc, output, stderr = run_playbook("playbooks/restore.yml", local_inventory(tmp_path), dict(
+        reporting, restore_database="app", restore_login_host="127.0.0.1", restore_login_port=host_pg.port,
+        restore_login_password=host_pg.password, restore_path=str(tmp_path)))
+    assert rc != 0
+    refusal = task_results(output, "Check the restore settings")
+    assert refusal["msg"] == ("Refusing to restore: this replaces the database app on db1. "
+                              "Set restore_confirm=app to confirm.")
+    assert not os.path.exists(reporting["report_ledger_path"])
+
+
+def test_the_restore_role_brings_back_lost_rows_and_reports(host_pg, tmp_path, webhook, reporting):
+    connection = dict(login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_restore")
+    host_pg.psql("postgres", "CREATE DATABASE role_restore TEMPLATE app")
+    counts = "SELECT (SELECT count(*) FROM refresh_tokens) || ' ' || (SELECT count(*) FROM security_events)"
+    before = host_pg.psql("role_restore", counts)
+    inventory = local_inventory(tmp_path)
+    rc, _output, stderr = run_playbook("playbooks/backup.yml", inventory, dict(
+        reporting, report_webhook_url="", backup_databases=["role_restore"], backup_globals=False,
+        backup_dest=str(tmp_path / "backups"), **{"backup_" + k: v for k, v in connection.items()}))
+    assert rc == 0, stderr
+    host_pg.psql("role_restore", "DELETE FROM refresh_tokens WHERE revoked; DELETE FROM security_events")
+
+    rc, output, stderr = run_playbook("playbooks/restore.yml", inventory, dict(
+        reporting, restore_database="role_restore", restore_confirm="role_restore",
+        restore_path=str(tmp_path / "backups"), **{"restore_" + k: v for k, v in connection.items()}),
+        verbosity=3, callback="ansible.builtin.default")
+    assert rc == 0, output[-3000:] + stderr
+    assert host_pg.psql("role_restore", counts) == before
+    restore = ledger(reporting)[-1]
+    assert restore["operation"] == "restore" and restore["result"] == "succeeded"
+    assert restore["details"]["differences"] == {}
+    assert "restore succeeded on db1" in webhook.texts()[-1]
+    assert host_pg.password not in output + stderr + json.dumps(ledger(reporting))
