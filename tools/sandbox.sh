@@ -70,12 +70,16 @@ case "${1:-}" in
         compose up -d
         s3_up
         wait_healthy
+        # a few user uploads in the uploads volume, the first time
+        docker exec stackops-sandbox-api sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
+            for i in $(seq 1 40); do head -c 20000 /dev/urandom > /srv/uploads/avatars/user$i.png; done &&
+            for i in $(seq 1 12); do echo "invoice $i" > /srv/uploads/invoices/2026-$i.txt; done; }'
         echo "sandbox is up: postgres on 127.0.0.1:${SANDBOX_POSTGRES_PORT:-55432}, API on http://127.0.0.1:${SANDBOX_API_PORT:-58080}, S3 on http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
         ;;
     down)
         compose down -v --remove-orphans || true
         s3_down
-        rm -rf "$STATE/backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
+        rm -rf "$STATE/backups" "$STATE/volume-backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
         echo "sandbox removed"
         ;;
     status)

@@ -53,15 +53,17 @@ def backup_metrics(entries):
     """Metrics of the latest backup of each database: when it finished, its size, how long it took, its age."""
     metrics = []
     for entry in entries or []:
-        label = entry.get("database") or entry["name"].rsplit("_", 1)[0]
+        # a database (or globals) backup is labelled database="app", a docker volume's volume="uploads"
+        labels = {"volume" if entry.get("kind") == "volume" else "database":
+                  entry.get("database") or entry["name"].rsplit("_", 1)[0]}
         metrics += [
             _metric("stackops_backup_last_success_timestamp_seconds", entry.get("timestamp") or 0,
-                    "Time of the latest backup (Unix seconds); alert when it is older than the RPO.", database=label),
-            _metric("stackops_backup_size_bytes", entry.get("size") or 0, "Size of the latest backup.", database=label),
+                    "Time of the latest backup (Unix seconds); alert when it is older than the RPO.", **labels),
+            _metric("stackops_backup_size_bytes", entry.get("size") or 0, "Size of the latest backup.", **labels),
             _metric("stackops_backup_duration_seconds", entry.get("duration_seconds") or 0,
-                    "How long the latest backup took.", database=label),
+                    "How long the latest backup took.", **labels),
             _metric("stackops_backup_verified", bool(entry.get("verified")),
-                    "1 when the latest backup was verified after it was written.", database=label),
+                    "1 when the latest backup was verified after it was written.", **labels),
         ]
     return metrics
 

@@ -54,10 +54,10 @@ def open_storage(params):
     raise RestoreError("say where the backups are: path (a directory), s3, or backup as an absolute file path")
 
 
-def find_backup(storage, backup, label):
+def find_backup(storage, backup, label, kind="database"):
     """The manifest of ``backup``: ``latest`` (of ``label``), a backup name, a file path or an S3 key."""
     if backup in (None, "latest"):
-        entries = storage.list_backups(label, kind="database")
+        entries = storage.list_backups(label, kind=kind)
         if not entries:
             raise RestoreError("no backup of %s found in %s" % (label, storage.location("")))
         return entries[-1].manifest
@@ -73,6 +73,9 @@ def find_backup(storage, backup, label):
     if manifest is None:
         raise RestoreError("backup %s has no manifest in %s (missing, or not written by pg_backup)"
                            % (name, storage.location("")))
+    if (manifest.get("kind") == "volume") != (kind == "volume"):
+        raise RestoreError("%s is a %s backup; restore it with %s" % (
+            name, manifest.get("kind"), "volume_restore" if manifest.get("kind") == "volume" else "pg_restore"))
     return manifest
 
 

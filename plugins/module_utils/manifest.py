@@ -14,6 +14,7 @@ import json
 import re
 
 TOOL = "stackops.runbook.pg_backup"
+VOLUME_TOOL = "stackops.runbook.volume_backup"
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PARTIAL_SUFFIX = ".partial"
@@ -25,6 +26,7 @@ DATA_SUFFIXES = {
     ("plain", "zstd"): ".sql.zst", ("plain", "gzip"): ".sql.gz", ("plain", "none"): ".sql",
     ("custom", "zstd"): ".dump.zst", ("custom", "gzip"): ".dump.gz", ("custom", "none"): ".dump",
     ("directory", "zstd"): ".dir", ("directory", "gzip"): ".dir", ("directory", "none"): ".dir",
+    ("tar", "zstd"): ".tar.zst", ("tar", "gzip"): ".tar.gz", ("tar", "none"): ".tar",
 }
 
 
@@ -75,7 +77,7 @@ def loads(data, name=None):
         manifest = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(manifest, dict) or manifest.get("tool") != TOOL:
+    if not isinstance(manifest, dict) or manifest.get("tool") not in (TOOL, VOLUME_TOOL):
         return None
     if name is not None and manifest.get("name") != name:
         return None

@@ -104,6 +104,22 @@ def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):
     return pruned
 
 
+def apply_retention(storage, label, kind, params, check_mode, new_entry=None):
+    """Remove (in check mode, only list) the backups of ``label`` and ``kind`` that retention lets go of
+    (``params`` holds keep_days and keep_last). ``new_entry`` counts a backup check mode would make."""
+    entries = storage.list_backups(label, kind)
+    if new_entry is not None:
+        entries.append(new_entry)
+    pruned = []
+    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"]):
+        if entry is new_entry:
+            continue
+        if not check_mode:
+            storage.remove(entry)
+        pruned.append(dict(name=entry.name, location=entry.location, reason=reason))
+    return pruned
+
+
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -251,6 +267,17 @@ class LocalStorage(_Storage):
             out.discard()
             raise
         return final
+
+    def claim_name(self, label, when, file_name_of):
+        """(name, time) of a new backup of ``label``. Names carry the second: a run that follows another
+        within it (it waited for the lock) takes the next second rather than ever reusing a name. Call it
+        under the lock."""
+        name = mf.backup_name(label, when)
+        while os.path.exists(self.path(mf.manifest_file_name(name))) or os.path.exists(self.path(file_name_of(name))):
+            time.sleep(0.2)
+            when = datetime.datetime.now(datetime.timezone.utc)
+            name = mf.backup_name(label, when)
+        return name, when
 
     def commit(self, partial_path, final_path):
         """Give a complete, fsynced backup (file or directory) its final name."""

@@ -239,8 +239,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     LocalStorage,
     S3Storage,
     StorageError,
+    apply_retention,
     s3_argument_spec,
-    select_for_pruning,
 )
 
 
@@ -285,13 +285,9 @@ class Plan:
         self.started = now
 
     def claim_name(self, local):
-        """Names carry the second: a run that follows another within it (it waited for the lock) takes the
-        next second rather than ever reusing a name. Called under the destination's lock."""
-        while os.path.exists(local.path(mf.manifest_file_name(self.name))) or os.path.exists(
-                local.path(self.file_name)):
-            time.sleep(0.2)
-            self.started = datetime.datetime.now(datetime.timezone.utc)
-            self.name = mf.backup_name(self.label, self.started)
+        """Called under the destination's lock."""
+        self.name, self.started = local.claim_name(self.label, self.started,
+                                                   lambda name: mf.data_file_name(name, self.format, self.compression))
 
     def resolve_compression(self, pg_dump_major):
         if self.format == "directory":
@@ -355,25 +351,6 @@ def validate(module):
             module.fail_json(msg="s3.multipart_chunk_size_mb must be 5 or more (S3's smallest part)")
     require_libraries(module, zstandard=p["compression"] in (None, "zstd") and p["format"] != "directory",
                       docker=bool(p["container"]), boto3=bool(s3))
-
-
-def pruned_entry(entry, reason):
-    return dict(name=entry.name, location=entry.location, reason=reason)
-
-
-def apply_retention(storage, plan, params, check_mode, new_entry=None):
-    """Remove (or in check mode, list) what retention lets go of, in one storage."""
-    entries = storage.list_backups(plan.label, plan.kind)
-    if new_entry is not None:
-        entries.append(new_entry)
-    pruned = []
-    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"]):
-        if entry is new_entry:
-            continue
-        if not check_mode:
-            storage.remove(entry)
-        pruned.append(pruned_entry(entry, reason))
-    return pruned
 
 
 class BackupRun:
@@ -484,14 +461,14 @@ class BackupRun:
             result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
                           sha256=manifest["sha256"], size=manifest["size"])
             try:
-                result["pruned"] += apply_retention(local, plan, p, False)
+                result["pruned"] += apply_retention(local, plan.label, plan.kind, p, False)
             except StorageError as exc:
                 raise KeptBackupError("retention failed: %s" % exc, result)
         if p["s3"]:
             try:
                 s3 = S3Storage(p["s3"])
                 result["s3_uri"] = s3.upload_backup(local, manifest)
-                result["pruned"] += apply_retention(s3, plan, p, False)
+                result["pruned"] += apply_retention(s3, plan.label, plan.kind, p, False)
             except StorageError as exc:
                 raise KeptBackupError("offsite copy failed: %s" % exc, result)
         return result
@@ -529,7 +506,7 @@ def check_mode_plan(module, plan):
     p = module.params
     local = LocalStorage(p["dest"])
     new_entry = BackupEntry(plan.name, plan.started, {"verified": True}, local.path(plan.file_name))
-    pruned = apply_retention(local, plan, p, True, new_entry)
+    pruned = apply_retention(local, plan.label, plan.kind, p, True, new_entry)
     return dict(changed=True, path=local.path(plan.file_name),
                 manifest_path=local.path(mf.manifest_file_name(plan.name)), pruned=pruned, removed_partials=[],
                 format=plan.format, compression=plan.compression,
