@@ -70,6 +70,8 @@ lint: venv collection
 
 benchmark: venv collection images
 	$(PY) benchmarks/backup.py
+	$(PY) benchmarks/restore.py
+	$(PY) benchmarks/health.py
 
 clean: sandbox-down
 	rm -rf .build

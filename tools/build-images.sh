@@ -13,7 +13,7 @@ LOCAL_IMAGE=${LOCAL_IMAGE:-stackops-local/postgres:15}
 # Molecule's instances: PostgreSQL, python3 and the Python libraries our modules use on a managed host. No
 # official image has all three, so it is always built here, on top of the local image (cached by name).
 MOLECULE_IMAGE=${MOLECULE_IMAGE:-stackops-local/molecule-postgres:15}
-MOLECULE_LIBRARIES="zstandard jmespath"
+MOLECULE_LIBRARIES=(zstandard jmespath)
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -73,7 +73,7 @@ build_molecule_image() {
     trap 'rm -rf "$context"' RETURN
     # wheels for the image's python3 (3.11, like ours), installed where Debian's python3 looks
     "${VENV:-.venv}/bin/python" -m pip install -q --only-binary=:all: --python-version 3.11 \
-        --target "$context/site" $MOLECULE_LIBRARIES
+        --target "$context/site" "${MOLECULE_LIBRARIES[@]}"
     printf 'FROM %s\nCOPY site/ /usr/local/lib/python3.11/dist-packages/\n' "$LOCAL_IMAGE" >"$context/Dockerfile"
     docker build -q -t "$MOLECULE_IMAGE" "$context" >/dev/null
     echo "built $MOLECULE_IMAGE"

@@ -83,11 +83,11 @@ def exposition(metrics):
         by_name.setdefault(metric["name"], []).append(metric)
     lines = []
     for name in sorted(by_name):
-        first = by_name[name][0]
-        help_text = (first.get("help") or name).replace("\\", "\\\\").replace("\n", "\\n")
+        group = by_name[name]
+        help_text = next((m["help"] for m in group if m.get("help")), name).replace("\\", "\\\\").replace("\n", "\\n")
         lines.append("# HELP %s %s" % (name, help_text))
-        lines.append("# TYPE %s %s" % (name, first.get("type") or "gauge"))
-        for metric in sorted(by_name[name], key=lambda m: sorted((m.get("labels") or {}).items())):
+        lines.append("# TYPE %s %s" % (name, next((m["type"] for m in group if m.get("type")), "gauge")))
+        for metric in sorted(group, key=lambda m: sorted((m.get("labels") or {}).items())):
             labels = metric.get("labels") or {}
             rendered = ",".join('%s="%s"' % (k, _label_value(labels[k])) for k in sorted(labels))
             lines.append("%s%s %s" % (name, "{%s}" % rendered if rendered else "", _sample_value(metric["value"])))

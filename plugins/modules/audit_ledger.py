@@ -67,8 +67,8 @@ options:
     elements: str
     default: []
 notes:
-  - Recording an operation does not change the managed system; the roles register this task with
-    C(changed_when: false) so idempotence checks look at the operation itself.
+  - Recording an operation does not change the managed system, so the roles mark this task as never changed
+    (C(changed_when=false)) and idempotence checks look at the operation itself.
 seealso:
   - module: stackops.runbook.metrics_textfile
   - module: stackops.runbook.notify_webhook

@@ -81,8 +81,8 @@ def backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting):
                 backup_databases=["app"], backup_s3=s3.options(s3_prefix))
 
 
-def test_a_backup_is_announced_recorded_and_published_without_any_secret(host_pg, s3, s3_prefix, tmp_path,
-                                                                          webhook, reporting):
+def test_a_backup_is_announced_recorded_and_published_without_any_secret(host_pg, s3, s3_prefix, tmp_path, webhook,
+                                                                         reporting):
     rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
                                       backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting),
                                       verbosity=3, callback="ansible.builtin.default")

@@ -103,7 +103,7 @@ def test_a_damaged_backup_or_a_running_user_changes_nothing(volume, dest):
 
 def test_volume_retention_and_the_offsite_copy(volume, dest, s3, s3_prefix):
     names = []
-    for _ in range(3):
+    for _attempt in range(3):
         result = backup(volume, dest, keep_last=2, keep_days=0, s3=s3.options(s3_prefix))
         assert not result.get("failed"), result.get("msg")
         names.append(result["manifest"]["name"])
