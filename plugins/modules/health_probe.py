@@ -75,6 +75,10 @@ options:
     type: str
 notes:
   - Without O(wait_for) the task reports the verdict and does not fail on it.
+  - When the task runs on the controller itself (connection C(local), such as C(delegate_to=localhost) for URL checks)
+    and without become, the action plugin runs the checks in the controller's own process, with the controller's
+    Python libraries, instead of starting the module; the results are the same. Anywhere else the module runs on
+    the host.
 seealso:
   - module: ansible.builtin.uri
 """
@@ -126,116 +130,20 @@ attempts:
   sample: 1
 """
 
-import concurrent.futures
-import time
-
-from ansible_collections.stackops.runbook.plugins.module_utils import probes
+from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-
-RANK = {"healthy": 0, "degraded": 1, "down": 2}
-
-
-def run_check(check, docker):
-    started = time.monotonic()
-    try:
-        if check["type"] == "container":
-            status, message, details = probes.check_container(check, docker())
-        else:
-            runner = dict(http=probes.check_http, status_json=probes.check_http, tcp=probes.check_tcp,
-                          redis=probes.check_redis, tls=probes.check_tls, disk=probes.check_disk,
-                          postgres=probes.check_postgres)[check["type"]]
-            status, message, details = runner(check)
-    except Exception as exc:  # pylint: disable=broad-except
-        status, message, details = "fail", "check raised %s: %s" % (type(exc).__name__, exc), {}
-    return dict(name=check["name"], type=check["type"], severity=check.get("severity", "critical"), status=status,
-                latency_ms=round((time.monotonic() - started) * 1000, 1), message=message, details=details)
-
-
-def run_round(checks, docker):
-    # every check at once (they wait on the network, not the CPU), so a round takes as long as its slowest check
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(64, len(checks))) as pool:
-        return list(pool.map(lambda c: run_check(c, docker), checks))
-
-
-def summarize(status, results):
-    passing = sum(1 for r in results if r["status"] == "pass")
-    problems = ["%s (%s)" % (r["name"], r["message"]) for r in results if r["status"] != "pass"]
-    return "%s: %d/%d checks pass%s" % (status, passing, len(results), "; " + "; ".join(problems) if problems else "")
 
 
 def main():
-    module = RunbookModule(
-        argument_spec=dict(
-            checks=dict(type="list", elements="dict", required=True),
-            wait_for=dict(type="str", choices=["healthy", "degraded"]),
-            timeout=dict(type="int", default=60),
-            interval=dict(type="float", default=2),
-            success_threshold=dict(type="int", default=1),
-            failure_threshold=dict(type="int"),
-            start_period=dict(type="int", default=0),
-            docker_host=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
+    module = RunbookModule(argument_spec=_health.argument_spec(), supports_check_mode=True)
     p = module.params
-    require_libraries(module, jmespath=True,
-                      docker=any(c.get("type") == "container" for c in p["checks"]))
-    if not p["checks"]:
-        module.fail_json(msg="checks is empty: give at least one check")
-    names = [c.get("name") for c in p["checks"]]
-    if len(set(names)) != len(names):
-        module.fail_json(msg="check names must be unique (got %s)" % ", ".join(str(n) for n in names))
-    for check in p["checks"]:
-        # checks are free-form dicts, so their secrets are masked here rather than by no_log in a spec
-        module.no_log_values.update(probes.secrets_of(check))
-        try:
-            probes.validate_check(check)
-        except probes.CheckInputError as exc:
-            module.fail_json(msg=str(exc))
-    for key in ("timeout", "success_threshold", "failure_threshold"):
-        if p[key] is not None and p[key] < 1:
-            module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
-    if p["interval"] <= 0 or p["start_period"] < 0:
-        module.fail_json(msg="interval must be above 0 and start_period 0 or more")
-
-    client = []
-
-    def docker():
-        if not client:
-            from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
-            client.append(docker_client(p["docker_host"]))
-        return client[0]
-
-    started = time.monotonic()
-    attempts = passes = misses = 0
-    while True:
-        attempts += 1
-        results = run_round(p["checks"], docker)
-        status = probes.verdict(results)
-        result = dict(changed=False, status=status, checks=results, attempts=attempts,
-                      summary=summarize(status, results))
-        if module.check_mode:
-            result["msg"] = "check mode: the checks only read, so they ran"
-        if not p["wait_for"]:
-            module.exit_json(**result)
-        if RANK[status] <= RANK[p["wait_for"]]:
-            passes, misses = passes + 1, 0
-            if passes >= p["success_threshold"]:
-                module.exit_json(**result)
-        else:
-            passes = 0
-            if time.monotonic() - started >= p["start_period"]:
-                misses += 1
-            fatal = [r for r in results if r["details"].get("fatal")]
-            if fatal:
-                module.fail_json(msg="not waiting any longer: %s" % "; ".join(r["message"] for r in fatal), **result)
-            if p["failure_threshold"] and misses >= p["failure_threshold"]:
-                module.fail_json(msg="%d rounds in a row not %s: %s" % (misses, p["wait_for"], result["summary"]),
-                                 **result)
-        if time.monotonic() - started + p["interval"] > p["timeout"]:
-            module.fail_json(msg="not %s after %ds (%d attempts): %s" % (
-                p["wait_for"], p["timeout"], attempts, result["summary"]), **result)
-        time.sleep(p["interval"])
+    module.no_log_values.update(_health.secrets(p))
+    require_libraries(module, jmespath=True, docker=_health.needs_docker(p))
+    try:
+        _health.validate(p)
+        module.exit_json(**_health.probe(p, module.check_mode))
+    except _health.ProbeFailed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
 
 
 if __name__ == "__main__":

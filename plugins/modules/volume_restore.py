@@ -152,7 +152,11 @@ def main():
         except sdk.errors.NotFound:
             exists = False
         running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]
-        if running:
+        if running and module.check_mode:
+            # the restore role stops the services before this step, which check mode does not do
+            module.warn("the volume %s is in use by running containers (%s): a real run refuses until they are stopped"
+                        % (p["volume"], ", ".join(running)))
+        elif running:
             module.fail_json(msg="the volume %s is in use by running containers (%s): stop them first, then restore "
                                  "(nothing was changed)" % (p["volume"], ", ".join(running)), **result)
         if exists and p["confirm"] != p["volume"]:

@@ -295,3 +295,53 @@ def test_a_service_that_never_comes_up_fails_at_the_timeout_with_the_last_result
 def test_bad_input_is_refused_naming_the_check_and_option(check, message):
     result = probe(check)
     assert result["failed"] and message in result["msg"]
+
+
+# ---------------------------------------------------------------- the task on the controller (action plugin)
+
+def probe_task(tmp_path, args, verbosity=0, callback="ansible.builtin.json"):
+    """health_probe as a task on localhost (connection local): the checks run in the controller's process."""
+    from conftest import run_playbook
+    play = tmp_path / "probe.json"
+    play.write_text(json.dumps([{"name": "Probe", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Probe", "stackops.runbook.health_probe": args, "register": "probed", "ignore_errors": True},
+        {"name": "Show", "ansible.builtin.debug": {"var": "probed"}}]}]))
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
+    return run_playbook(str(play), str(inventory), {}, verbosity=verbosity, callback=callback)
+
+
+def task_result(output):
+    return output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def test_on_the_controller_the_task_gives_the_modules_results_and_masks_secrets(redis, http, tmp_path):
+    port, password = redis
+    checks = [dict(name="auth", type="redis", host="127.0.0.1", port=port, password=password),
+              dict(name="api", type="http", url=http + "/healthy", json={"status": "ok"})]
+    rc, output, stderr = probe_task(tmp_path, dict(checks=checks))
+    assert rc == 0, stderr
+    on_controller = task_result(output)
+    as_module = probe(*checks)
+    assert on_controller["status"] == as_module["status"] == "healthy"
+    def comparable(result):
+        return [(c["name"], c["status"], sorted(c["details"])) for c in result["checks"]]
+
+    assert comparable(on_controller) == comparable(as_module)
+    assert on_controller["checks"][0]["message"] == "PONG"
+    assert password not in json.dumps(output) + stderr
+    rc, verbose, stderr = probe_task(tmp_path, dict(checks=checks), verbosity=3, callback="ansible.builtin.default")
+    assert rc == 0 and "healthy: 2/2 checks pass" in verbose
+    assert password not in verbose + stderr
+
+
+def test_on_the_controller_waiting_and_bad_input_fail_as_the_module_does(tmp_path):
+    port = free_port()
+    rc, output, stderr = probe_task(tmp_path, dict(checks=[dict(name="api", type="tcp", host="127.0.0.1", port=port)],
+                                                   wait_for="healthy", timeout=30, interval=0.2, failure_threshold=3))
+    failure = task_result(output)
+    assert failure["failed"] and "3 rounds in a row not healthy" in failure["msg"] and failure["attempts"] == 3
+    rc, output, stderr = probe_task(tmp_path, dict(checks=[dict(name="x", type="ftp")]))
+    assert task_result(output)["failed"] and "unknown type 'ftp'" in task_result(output)["msg"]
+    rc, output, stderr = probe_task(tmp_path, dict(checks=[dict(name="x", type="tcp", host="h", port=1)], timeout="soon"))
+    assert task_result(output)["failed"] and "timeout" in task_result(output)["msg"]

@@ -217,3 +217,34 @@ def test_the_restore_role_brings_back_lost_rows_and_reports(host_pg, tmp_path, w
     assert restore["details"]["differences"] == {}
     assert "restore succeeded on db1" in webhook.texts()[-1]
     assert host_pg.password not in output + stderr + json.dumps(ledger(reporting))
+
+
+def test_restore_and_drill_in_check_mode_change_nothing(host_pg, tmp_path, reporting):
+    connection = dict(login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_check")
+    host_pg.psql("postgres", "CREATE DATABASE role_check TEMPLATE app")
+    inventory = local_inventory(tmp_path)
+    backups = str(tmp_path / "backups")
+    rc, _output, stderr = run_playbook("playbooks/backup.yml", inventory, dict(
+        reporting, report_webhook_url="", backup_databases=["role_check"], backup_globals=False, backup_dest=backups,
+        **{"backup_" + k: v for k, v in connection.items()}))
+    assert rc == 0, stderr
+    host_pg.psql("role_check", "DELETE FROM security_events")
+    lines_before = len(ledger(reporting))
+
+    rc, output, stderr = run_playbook("playbooks/restore.yml", inventory, dict(
+        reporting, report_webhook_url="", restore_database="role_check", restore_confirm="role_check",
+        restore_path=backups, **{"restore_" + k: v for k, v in connection.items()}), check=True)
+    assert rc == 0, stderr
+    assert task_results(output, "Restore the backup")["changed"]
+    assert host_pg.psql("role_check", "SELECT count(*) FROM security_events") == "0"
+
+    drills = tmp_path / "drills"
+    rc, output, stderr = run_playbook("playbooks/restore_drill.yml", inventory, dict(
+        reporting, report_webhook_url="", restore_drill_database="role_check", restore_drill_path=backups,
+        restore_drill_image="", restore_drill_log_dir=str(drills),
+        **{"restore_drill_" + k: v for k, v in connection.items()}), check=True)
+    assert rc == 0, stderr
+    assert not drills.exists()
+    assert "stackops_drill_" not in host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database")
+    assert len(ledger(reporting)) == lines_before

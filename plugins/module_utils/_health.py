@@ -1,0 +1,137 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+health_probe's work, shared by the module (on a managed host) and its action plugin (which runs the checks
+in the controller's own process when the task runs there, without starting a module)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+from ansible_collections.stackops.runbook.plugins.module_utils import probes
+
+RANK = {"healthy": 0, "degraded": 1, "down": 2}
+
+
+class ProbeFailed(Exception):
+    """The probe ends in failure; ``result`` holds the last round."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def argument_spec():
+    return dict(
+        checks=dict(type="list", elements="dict", required=True),
+        wait_for=dict(type="str", choices=["healthy", "degraded"]),
+        timeout=dict(type="int", default=60),
+        interval=dict(type="float", default=2),
+        success_threshold=dict(type="int", default=1),
+        failure_threshold=dict(type="int"),
+        start_period=dict(type="int", default=0),
+        docker_host=dict(type="str"),
+    )
+
+
+def secrets(params):
+    """The values to mask in everything returned: checks are free-form dicts, so no_log cannot reach them."""
+    found = set()
+    for check in params["checks"] or []:
+        found.update(probes.secrets_of(check))
+    return found
+
+
+def validate(params):
+    """Raise ProbeFailed naming the check or parameter that is wrong."""
+    if not params["checks"]:
+        raise ProbeFailed("checks is empty: give at least one check")
+    names = [c.get("name") for c in params["checks"]]
+    if len(set(names)) != len(names):
+        raise ProbeFailed("check names must be unique (got %s)" % ", ".join(str(n) for n in names))
+    for check in params["checks"]:
+        try:
+            probes.validate_check(check)
+        except probes.CheckInputError as exc:
+            raise ProbeFailed(str(exc))
+    for key in ("timeout", "success_threshold", "failure_threshold"):
+        if params[key] is not None and params[key] < 1:
+            raise ProbeFailed("%s=%s must be 1 or more" % (key, params[key]))
+    if params["interval"] <= 0 or params["start_period"] < 0:
+        raise ProbeFailed("interval must be above 0 and start_period 0 or more")
+
+
+def needs_docker(params):
+    return any(c.get("type") == "container" for c in params["checks"])
+
+
+def run_check(check, docker):
+    started = time.monotonic()
+    try:
+        if check["type"] == "container":
+            status, message, details = probes.check_container(check, docker())
+        else:
+            runner = dict(http=probes.check_http, status_json=probes.check_http, tcp=probes.check_tcp,
+                          redis=probes.check_redis, tls=probes.check_tls, disk=probes.check_disk,
+                          postgres=probes.check_postgres)[check["type"]]
+            status, message, details = runner(check)
+    except Exception as exc:  # pylint: disable=broad-except
+        status, message, details = "fail", "check raised %s: %s" % (type(exc).__name__, exc), {}
+    return dict(name=check["name"], type=check["type"], severity=check.get("severity", "critical"), status=status,
+                latency_ms=round((time.monotonic() - started) * 1000, 1), message=message, details=details)
+
+
+def run_round(checks, docker):
+    # every check at once (they wait on the network, not the CPU), so a round takes as long as its slowest check
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(64, len(checks))) as pool:
+        return list(pool.map(lambda c: run_check(c, docker), checks))
+
+
+def summarize(status, results):
+    passing = sum(1 for r in results if r["status"] == "pass")
+    problems = ["%s (%s)" % (r["name"], r["message"]) for r in results if r["status"] != "pass"]
+    return "%s: %d/%d checks pass%s" % (status, passing, len(results), "; " + "; ".join(problems) if problems else "")
+
+
+def probe(params, check_mode=False):
+    """Run the checks (repeatedly with wait_for) and return the result; raise ProbeFailed when waiting fails."""
+    client = []
+
+    def docker():
+        if not client:
+            from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
+            client.append(docker_client(params["docker_host"]))
+        return client[0]
+
+    started = time.monotonic()
+    attempts = passes = misses = 0
+    while True:
+        attempts += 1
+        results = run_round(params["checks"], docker)
+        status = probes.verdict(results)
+        result = dict(changed=False, status=status, checks=results, attempts=attempts,
+                      summary=summarize(status, results))
+        if check_mode:
+            result["msg"] = "check mode: the checks only read, so they ran"
+        if not params["wait_for"]:
+            return result
+        if RANK[status] <= RANK[params["wait_for"]]:
+            passes, misses = passes + 1, 0
+            if passes >= params["success_threshold"]:
+                return result
+        else:
+            passes = 0
+            if time.monotonic() - started >= params["start_period"]:
+                misses += 1
+            fatal = [r for r in results if r["details"].get("fatal")]
+            if fatal:
+                raise ProbeFailed("not waiting any longer: %s" % "; ".join(r["message"] for r in fatal), result)
+            if params["failure_threshold"] and misses >= params["failure_threshold"]:
+                raise ProbeFailed("%d rounds in a row not %s: %s" % (misses, params["wait_for"], result["summary"]),
+                                  result)
+        if time.monotonic() - started + params["interval"] > params["timeout"]:
+            raise ProbeFailed("not %s after %ds (%d attempts): %s" % (
+                params["wait_for"], params["timeout"], attempts, result["summary"]), result)
+        time.sleep(params["interval"])
