@@ -324,6 +324,7 @@ def test_on_the_controller_the_task_gives_the_modules_results_and_masks_secrets(
     on_controller = task_result(output)
     as_module = probe(*checks)
     assert on_controller["status"] == as_module["status"] == "healthy"
+
     def comparable(result):
         return [(c["name"], c["status"], sorted(c["details"])) for c in result["checks"]]
 
