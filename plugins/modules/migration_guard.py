@@ -17,7 +17,8 @@ description:
   - Each finding names its rule, file, line, severity and the safe way to do it. Changes to a table created in
     the same migration are not flagged.
   - Fails when there are errors that are not acknowledged. Acknowledge a finding in the SQL with a comment in or
-    just above the statement, C(-- migration_guard: ignore drop-column (reason)), or with O(acknowledge).
+    just above the statement (C(-- migration_guard) then C(ignore drop-column) and the reason), or with
+    O(acknowledge).
 author:
   - stackops.runbook contributors (@stackops)
 attributes:
