@@ -26,8 +26,8 @@ def migrations(tmp_path):
 def test_dangerous_migrations_fail_with_file_line_and_the_safe_way(tmp_path):
     result = run_module("migration_guard", dict(paths=[migrations(tmp_path)]))
     assert result["failed"] and result["errors"] == 2
-    assert [os.path.basename(os.path.dirname(f)) for f in result["files"]] == ["20261120_add_plan",
-                                                                                "20261121_drop_legacy"]
+    names = [os.path.basename(os.path.dirname(f)) for f in result["files"]]
+    assert names == ["20261120_add_plan", "20261121_drop_legacy"]
     found = {(f["rule"], os.path.basename(os.path.dirname(f["file"])), f["line"]) for f in result["findings"]}
     assert found == {("create-index-without-concurrently", "20261120_add_plan", 4),
                      ("drop-column", "20261121_drop_legacy", 2)}
@@ -46,8 +46,8 @@ def test_acknowledged_findings_pass_and_keep_their_reason(tmp_path):
 def test_statements_and_bad_input(tmp_path):
     result = run_module("migration_guard", dict(statements=["ALTER TABLE t ALTER COLUMN c TYPE bigint"],
                                                 fail_on="never"))
-    assert not result.get("failed") and {f["rule"] for f in result["findings"]} == {"column-type-change",
-                                                                                     "missing-lock-timeout"}
+    assert not result.get("failed")
+    assert {f["rule"] for f in result["findings"]} == {"column-type-change", "missing-lock-timeout"}
     warned = run_module("migration_guard", dict(statements=["SET lock_timeout = '1s'", "DROP INDEX i"],
                                                 fail_on="warning"))
     assert warned["failed"] and warned["warnings_count"] == 1
