@@ -38,7 +38,6 @@ class Session:
 def sessions(host_pg):
     host_pg.psql("postgres", "DROP ROLE IF EXISTS idle_app")
     host_pg.psql("postgres", "CREATE ROLE idle_app LOGIN PASSWORD '%s'" % APP_PASSWORD)
-    host_pg.psql("app", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO idle_app")
     tag = uuid.uuid4().hex[:6]
     names = dict(superuser="su-" + tag, old="old-" + tag, old_idle="oldidle-" + tag, fresh="fresh-" + tag)
     held = {
@@ -51,6 +50,9 @@ def sessions(host_pg):
     yield held, names
     for session in held.values():
         session.close()
+    # a role left behind would end up in every later dump of the shared cluster
+    wait_for(lambda: host_pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'idle_app'") == "0")
+    host_pg.psql("postgres", "DROP ROLE idle_app")
 
 
 def test_only_old_idle_transactions_of_ordinary_roles_are_ended(host_pg, sessions):
