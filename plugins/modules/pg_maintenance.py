@@ -106,8 +106,8 @@ def table_stats(session):
 
 
 def qualified(name):
-    schema, _, table = name.rpartition(".")
-    return "%s.%s" % (ident(schema or "public"), ident(table))
+    schema, table = name.rsplit(".", 1) if "." in name else ("public", name)
+    return "%s.%s" % (ident(schema), ident(table))
 
 
 def main():

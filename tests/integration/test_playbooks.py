@@ -30,7 +30,8 @@ def test_the_playbook_passes_the_syntax_check(playbook):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("name", ["backup", "restore", "restore_drill", "health", "schedule", "terminate_idle_sessions"])
+@pytest.mark.parametrize("name", ["backup", "restore", "restore_drill", "health", "schedule", "terminate_idle_sessions",
+                                  "maintenance"])
 def test_the_playbook_is_reachable_by_its_collection_name(name):
     proc = syntax_check("stackops.runbook." + name)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -248,3 +248,31 @@ def test_restore_and_drill_in_check_mode_change_nothing(host_pg, tmp_path, repor
     assert not drills.exists()
     assert "stackops_drill_" not in host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database")
     assert len(ledger(reporting)) == lines_before
+
+
+def test_maintenance_vacuums_reports_and_fails_when_the_newest_backup_is_older_than_the_rpo(host_pg, tmp_path,
+                                                                                            reporting):
+    from conftest import age_backup, run_module
+    backups = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=backups))
+    assert not made.get("failed"), made.get("msg")
+    settings = dict(reporting, report_webhook_url="", maintenance_databases=["app"], maintenance_backup_path=backups,
+                    maintenance_login_host="127.0.0.1", maintenance_login_port=host_pg.port,
+                    maintenance_login_password=host_pg.password, maintenance_report_dir=str(tmp_path / "reports"))
+    inventory = local_inventory(tmp_path)
+    rc, output, stderr = run_playbook("playbooks/maintenance.yml", inventory, settings)
+    assert rc == 0, stderr
+    vacuumed = task_results(output, "VACUUM (ANALYZE) each database")["results"][0]["tables"]
+    assert {t["table"] for t in vacuumed} >= {"public.users", "public.orders"}
+    assert all(t["actions"] == ["vacuumed"] for t in vacuumed)
+    (report,) = os.listdir(tmp_path / "reports")
+    text = (tmp_path / "reports" / report).read_text()
+    assert "| public.users |" in text and "All backups are within the RPO." in text
+
+    age_backup(backups, made["manifest"]["name"], 2)
+    rc, output, stderr = run_playbook("playbooks/maintenance.yml", inventory, settings)
+    assert rc != 0
+    failure = task_results(output, "Stop here, the maintenance found a problem")
+    assert "The latest backup of app is older than the RPO (26h)" in failure["msg"]
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded", "failed"]
+    assert host_pg.password not in json.dumps(output) + json.dumps(ledger(reporting))
