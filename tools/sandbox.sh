@@ -92,9 +92,9 @@ case "${1:-}" in
         ;;
     report)
         echo
-        echo "Local backups in $STATE/backups:"
-        find "$STATE/backups" -mindepth 1 -maxdepth 1 ! -name '.*' -printf '  %p  %s bytes\n' 2>/dev/null | sort \
-            || echo "  (none)"
+        echo "Local backups in $STATE/backups and $STATE/volume-backups:"
+        find "$STATE/backups" "$STATE/volume-backups" -mindepth 1 -maxdepth 1 ! -name '.*' -printf '  %p  %s bytes\n' \
+            2>/dev/null | sort || echo "  (none)"
         echo
         echo "Offsite copies in s3://$S3_BUCKET (S3 API on 127.0.0.1:$S3_PORT):"
         "$VENV/bin/python" - "$S3_PORT" "$S3_BUCKET" <<'PY'
