@@ -45,6 +45,14 @@ def seconds(value):
         raise AnsibleFilterError("seconds: %s" % exc)
 
 
+def failure_message(failed_result):
+    """What failed, from ``ansible_failed_result``: the first failed item's message when a loop failed (the
+    loop's own message only says "One or more items failed"), else the task's."""
+    failed_result = failed_result or {}
+    items = [r.get("msg") for r in failed_result.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    return (items + [failed_result.get("msg") or "see the task output"])[0]
+
+
 def _metric(name, value, help_text, **labels):
     return dict(name=name, value=value, help=help_text, type="gauge", labels=labels)
 
@@ -102,4 +110,5 @@ def health_metrics(probe):
 class FilterModule:
     def filters(self):
         return dict(backup_line=backup_line, backup_metrics=backup_metrics, drill_metrics=drill_metrics,
-                    health_metrics=health_metrics, seconds=seconds)
+                    health_metrics=health_metrics, seconds=seconds,
+                    failure_message=failure_message)

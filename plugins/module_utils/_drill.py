@@ -23,6 +23,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.container import 
     docker_sdk,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line
 
 LABEL = "io.stackops.runbook.drill"
 EXPIRES_LABEL = "io.stackops.runbook.drill.expires"
@@ -352,6 +353,5 @@ def write_logs(log_dir, report, when):
     summary = dict(time=report["started_at"], database=report["database"], backup=report.get("backup"),
                    passed=report["passed"], restore_seconds=report.get("restore_seconds"),
                    failures=[f["kind"] for f in report["failures"]], log=md_path)
-    with open(os.path.join(log_dir, "history.jsonl"), "a") as fh:
-        fh.write(json.dumps(summary, sort_keys=True) + "\n")
+    append_line(os.path.join(log_dir, "history.jsonl"), summary, mode=0o644)
     return md_path, json_path

@@ -21,15 +21,19 @@ BLOCK = 512
 ZERO_BLOCK = b"\0" * BLOCK
 
 
+def image_of_a_user(client, volume_name):
+    """The image of a container (running or not) that uses the volume, or None: it is on the host already."""
+    users = client.containers.list(all=True, filters={"volume": volume_name})
+    return users[0].attrs["Image"] if users else None
+
+
 def image_for(client, volume_name, image=None):
     """The image of the helper: the one given, else that of a container using the volume."""
-    if image:
-        return image
-    users = client.containers.list(all=True, filters={"volume": volume_name})
-    if not users:
+    found = image or image_of_a_user(client, volume_name)
+    if not found:
         raise ContainerError("no container uses the volume %s, so there is no image on the host to mount it with; "
                              "set helper_image to any image present on the host" % volume_name)
-    return users[0].attrs["Image"]
+    return found
 
 
 def get_volume(client, volume_name):

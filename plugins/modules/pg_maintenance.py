@@ -127,9 +127,13 @@ def main():
     result = dict(changed=False, tables=[])
     try:
         with ClientContext(p) as runner:
-            session = PsqlSession(runner, p["database"])
+            def open_session():
+                opened = PsqlSession(runner, p["database"])
+                opened.query("SET lock_timeout = '%ds';" % p["lock_timeout"])
+                return opened
+
+            session = open_session()
             try:
-                session.query("SET lock_timeout = '%ds';" % p["lock_timeout"])
                 before = table_stats(session)
                 wanted = [t if "." in t else "public." + t for t in p["tables"]] or sorted(before)
                 unknown = [t for t in wanted if t not in before]
@@ -137,10 +141,10 @@ def main():
                     module.fail_json(msg="tables: %s not found in %s (nothing was done)"
                                          % (", ".join(unknown), p["database"]))
                 actions = {}
+                steps = ([("vacuumed", "VACUUM (ANALYZE) %s;")] if p["vacuum"] else []) + (
+                    [("reindexed", "REINDEX TABLE CONCURRENTLY %s;")] if p["reindex"] else [])
                 for table in wanted:
                     done, skipped = [], None
-                    steps = ([("vacuumed", "VACUUM (ANALYZE) %s;")] if p["vacuum"] else []) + (
-                        [("reindexed", "REINDEX TABLE CONCURRENTLY %s;")] if p["reindex"] else [])
                     for label, statement in steps:
                         if module.check_mode:
                             done.append("would be " + label)
@@ -151,8 +155,7 @@ def main():
                         except CommandError as exc:
                             # psql stopped (ON_ERROR_STOP): note why, reconnect, go on with the next table
                             skipped = "%s failed: %s" % (label[:-1], str(exc).strip().splitlines()[-1])
-                            session = PsqlSession(runner, p["database"])
-                            session.query("SET lock_timeout = '%ds';" % p["lock_timeout"])
+                            session = open_session()
                             break
                     actions[table] = (done, skipped)
                 after = table_stats(session)

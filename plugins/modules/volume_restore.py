@@ -105,6 +105,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     archive_chunks,
     empty_volume,
     helper,
+    image_of_a_user,
     put_archive,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
@@ -162,8 +163,7 @@ def main():
         if exists and p["confirm"] != p["volume"]:
             module.fail_json(msg="the volume %s exists; restoring %s replaces its content. Set confirm: %s to say so "
                                  "(nothing was changed)" % (p["volume"], manifest["name"], p["volume"]), **result)
-        users = client.containers.list(all=True, filters={"volume": p["volume"]})
-        image = p["helper_image"] or (users[0].attrs["Image"] if users else manifest.get("helper_image"))
+        image = p["helper_image"] or image_of_a_user(client, p["volume"]) or manifest.get("helper_image")
         if not image:
             module.fail_json(msg="no image to run the helper containers with: set helper_image to an image on the host "
                                  "that has sh and find (nothing was changed)", **result)

@@ -116,3 +116,10 @@ def test_a_truncated_tar_stream_has_no_end_marker():
     reader = TarReader()
     reader.feed(raw[:len(raw) // 2])
     assert not reader.ended
+
+
+def test_the_failure_message_names_the_failed_item_of_a_loop():
+    loop = dict(msg="One or more items failed", results=[dict(failed=False, msg="ok"), dict(failed=True, msg="no db")])
+    assert runbook.failure_message(loop) == "no db"
+    assert runbook.failure_message(dict(msg="refused")) == "refused"
+    assert runbook.failure_message({}) == "see the task output"
