@@ -80,9 +80,39 @@ build_molecule_image() {
 }
 build_molecule_image
 
+# The sandbox API in the versions the deploy tests and the sandbox deploy: good releases, one that never becomes
+# healthy, one that turns unhealthy a few seconds after it starts, one whose migration fails. docker's build cache
+# makes this a second when nothing changed.
+API_IMAGE=${API_IMAGE:-stackops-sandbox/api}
+API_RELEASES=(
+    "1.0.0||"
+    "1.1.0||001"
+    "1.2.0-never-healthy|never_healthy|001"
+    "1.3.0-unhealthy-later|unhealthy_after=4|001"
+    "1.4.0-bad-migration||001,002,003"
+    "1.5.0||001"
+)
+build_api_images() {
+    local context release version failure migrations
+    context=$(mktemp -d /var/tmp/stackops-api.XXXXXX)
+    trap 'rm -rf "$context"' RETURN
+    cp -r tools/sandbox/api/. "$context/"
+    # psycopg2 for the app's migrate command, for the image's python3 (3.11, like ours)
+    "${VENV:-.venv}/bin/python" -m pip install -q --only-binary=:all: --python-version 3.11 \
+        --target "$context/site" psycopg2-binary
+    for release in "${API_RELEASES[@]}"; do
+        IFS='|' read -r version failure migrations <<<"$release"
+        docker build -q -t "$API_IMAGE:$version" --build-arg "BASE=$python_image" --build-arg "VERSION=$version" \
+            --build-arg "FAILURE=$failure" --build-arg "MIGRATIONS=$migrations" "$context" >/dev/null
+    done
+    echo "built $API_IMAGE: $(printf '%s ' "${API_RELEASES[@]%%|*}")"
+}
+build_api_images
+
 cat > .build/images.env <<ENV
 STACKOPS_POSTGRES_IMAGE=$postgres_image
 STACKOPS_PYTHON_IMAGE=$python_image
 STACKOPS_MOLECULE_IMAGE=$MOLECULE_IMAGE
+SANDBOX_API_IMAGE=$API_IMAGE
 ENV
 cat .build/images.env

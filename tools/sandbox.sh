@@ -51,15 +51,17 @@ s3_down() {
 }
 
 wait_healthy() {
-    local name
-    for name in stackops-sandbox-postgres stackops-sandbox-api; do
+    local name id
+    for name in postgres api proxy; do
+        id=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" \
+            --filter "label=com.docker.compose.service=$name" | head -1)
         for _ in $(seq 1 90); do
-            [ "$(docker inspect -f '{{.State.Health.Status}}' "$name" 2>/dev/null)" = healthy ] && break
+            [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" = healthy ] && break
             sleep 1
         done
-        if [ "$(docker inspect -f '{{.State.Health.Status}}' "$name" 2>/dev/null)" != healthy ]; then
-            echo "$name did not become healthy:" >&2
-            docker logs --tail 30 "$name" >&2 || true
+        if [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" != healthy ]; then
+            echo "the sandbox's $name container did not become healthy:" >&2
+            [ -n "$id" ] && docker logs --tail 30 "$id" >&2
             return 1
         fi
     done
@@ -71,13 +73,15 @@ case "${1:-}" in
         s3_up
         wait_healthy
         # a few user uploads in the uploads volume, the first time
-        docker exec stackops-sandbox-api sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
+        compose exec -T api sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
             for i in $(seq 1 40); do head -c 20000 /dev/urandom > /srv/uploads/avatars/user$i.png; done &&
             for i in $(seq 1 12); do echo "invoice $i" > /srv/uploads/invoices/2026-$i.txt; done; }'
         echo "sandbox is up: postgres on 127.0.0.1:${SANDBOX_POSTGRES_PORT:-55432}, API on http://127.0.0.1:${SANDBOX_API_PORT:-58080}, S3 on http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
         ;;
     down)
         compose down -v --remove-orphans || true
+        # the version compose_release deployed (tools/sandbox/.env) goes with the sandbox
+        rm -f "$ROOT/tools/sandbox/.env" "$STATE/releases.jsonl" "$STATE/releases.jsonl.lock"
         s3_down
         rm -rf "$STATE/backups" "$STATE/volume-backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
         echo "sandbox removed"

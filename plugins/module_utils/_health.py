@@ -95,16 +95,40 @@ def summarize(status, results):
     return "%s: %d/%d checks pass%s" % (status, passing, len(results), "; " + "; ".join(problems) if problems else "")
 
 
-def probe(params, check_mode=False):
-    """Run the checks (repeatedly with wait_for) and return the result; raise ProbeFailed when waiting fails."""
+def lazy_docker(docker_host):
+    """A function returning a docker client made on its first call (most checks never need one)."""
     client = []
 
     def docker():
         if not client:
             from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
-            client.append(docker_client(params["docker_host"]))
+            client.append(docker_client(docker_host))
         return client[0]
+    return docker
 
+
+def watch(checks, seconds, interval, docker_host=None):
+    """Run rounds of ``checks`` for ``seconds`` (a deploy's monitor window); raise ProbeFailed at the first
+    round that is down, else return the last round's result."""
+    docker = lazy_docker(docker_host)
+    deadline = time.monotonic() + seconds
+    rounds = 0
+    while True:
+        rounds += 1
+        results = run_round(checks, docker)
+        status = probes.verdict(results)
+        result = dict(status=status, checks=results, attempts=rounds, summary=summarize(status, results))
+        if status == "down":
+            raise ProbeFailed("down during the %ss monitor window (round %d): %s" % (seconds, rounds,
+                                                                                   result["summary"]), result)
+        if time.monotonic() + interval > deadline:
+            return result
+        time.sleep(interval)
+
+
+def probe(params, check_mode=False):
+    """Run the checks (repeatedly with wait_for) and return the result; raise ProbeFailed when waiting fails."""
+    docker = lazy_docker(params["docker_host"])
     started = time.monotonic()
     attempts = passes = misses = 0
     while True:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
-import fcntl
 import hashlib
 import os
 import shutil
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils import _lock
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._lock import exclusive_lock
 
 LOCK_FILE = ".stackops-runbook.lock"
 READ_SIZE = 1024 * 1024
@@ -228,28 +228,13 @@ class LocalStorage(_Storage):
     @contextlib.contextmanager
     def lock(self, timeout=0):
         """Hold the destination's lock; wait up to ``timeout`` seconds for another run to finish."""
-        path = self.path(LOCK_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + (timeout or 0)
+        message = ("another backup run holds the lock on %s (%%(path)s)%%(waited)s. Wait for it to finish, "
+                   "or set lock_timeout to wait for it." % self.directory.replace("%", "%%"))
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LockBusy("another backup run holds the lock on %s (%s)%s. Wait for it to finish, "
-                                       "or set lock_timeout to wait for it." % (
-                                           self.directory, path,
-                                           " for more than %ss" % timeout if timeout else ""))
-                    time.sleep(0.1)
-            os.ftruncate(fd, 0)
-            os.write(fd, ("%d\n" % os.getpid()).encode())
-            yield
-        finally:
-            os.close(fd)
+            with exclusive_lock(self.path(LOCK_FILE), timeout, message):
+                yield
+        except _lock.LockBusy as exc:
+            raise LockBusy(str(exc))
 
     def write_file_atomic(self, file_name, data):
         """Write a small file (a manifest) under its final name, whole or not at all."""

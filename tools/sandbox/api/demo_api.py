@@ -1,18 +1,36 @@
-"""A small stand-in for the users' API container: health endpoints and a per-service status page.
+"""A small stand-in for the users' API container: health endpoints, a per-service status page, and
+``migrate`` / ``migrate status`` commands like the runbooks' ``npx prisma migrate deploy``.
 
-Standard library only, so it runs on the official python image and on the locally built one.
+The server is standard library only, so it runs on the official python image and on the locally built one;
+the migrate commands need psycopg2 (tools/build-images.sh puts it in the versioned API images).
 DEMO_SERVICE_STATES ("cache=degraded,queue=down") overrides services' states for health drills.
+DEMO_FAILURE makes a broken release for deploy tests: ``never_healthy`` (the health endpoints always say
+503) or ``unhealthy_after=SECONDS`` (healthy at first, then 503).
+On SIGTERM the server stops accepting, finishes the requests in flight and exits, as a real app should.
 """
 
+import glob
 import json
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STARTED = time.time()
 VERSION = os.environ.get("APP_VERSION", "0.0.0")
 DB = (os.environ.get("DATABASE_HOST", "postgres"), int(os.environ.get("DATABASE_PORT", "5432")))
+FAILURE = os.environ.get("DEMO_FAILURE", "")
+
+
+def failing():
+    if FAILURE == "never_healthy":
+        return True
+    if FAILURE.startswith("unhealthy_after="):
+        return time.time() - STARTED > float(FAILURE.split("=", 1)[1])
+    return False
 
 
 def overrides():
@@ -58,7 +76,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]
-        if path == "/health/live":
+        if path.startswith("/health") and failing():
+            self._json(503, {"status": "down", "version": VERSION, "error": "this release is broken (%s)" % FAILURE})
+        elif path == "/health/live":
             self._json(200, {"status": "alive", "uptime_seconds": round(time.time() - STARTED, 1)})
         elif path == "/health/ready":
             state = database_state()
@@ -81,5 +101,56 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def connect():
+    import psycopg2  # only the migrate commands need it
+    return psycopg2.connect(host=DB[0], port=DB[1], dbname=os.environ.get("DATABASE_NAME", "app"),
+                            user=os.environ.get("DATABASE_USER", "postgres"),
+                            password=os.environ.get("DATABASE_PASSWORD", ""), connect_timeout=5)
+
+
+def migrations():
+    """This release's migrations: the files of /app/migrations whose number DEMO_MIGRATIONS lists."""
+    wanted = set(filter(None, os.environ.get("DEMO_MIGRATIONS", "").split(",")))
+    directory = os.environ.get("DEMO_MIGRATIONS_DIR", "/app/migrations")
+    return [f for f in sorted(glob.glob(os.path.join(directory, "*.sql")))
+            if os.path.basename(f).split("_", 1)[0] in wanted]
+
+
+def migrate(status_only):
+    """Apply the pending migrations, each in its own transaction (as Prisma does), or with ``status`` say
+    which are pending (exit 1 when any is)."""
+    conn = connect()
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS app_migrations (name text PRIMARY KEY, "
+                    "applied_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute("SELECT name FROM app_migrations")
+        applied = {row[0] for row in cur.fetchall()}
+    pending = [f for f in migrations() if os.path.basename(f) not in applied]
+    if status_only:
+        print("%d applied, %d pending%s" % (len(applied), len(pending),
+                                           ": " + ", ".join(map(os.path.basename, pending)) if pending else ""))
+        return 1 if pending else 0
+    for path in pending:
+        with open(path) as fh, conn, conn.cursor() as cur:
+            print("applying %s" % os.path.basename(path), flush=True)
+            cur.execute(fh.read())
+            cur.execute("INSERT INTO app_migrations (name) VALUES (%s)", (os.path.basename(path),))
+    print("%d migration(s) applied" % len(pending))
+    return 0
+
+
+def serve():
+    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+    server.daemon_threads = False  # server_close() waits for the requests in flight
+
+    def stop(_signum, _frame):
+        threading.Thread(target=server.shutdown).start()
+    signal.signal(signal.SIGTERM, stop)
+    server.serve_forever()
+    server.server_close()
+
+
 if __name__ == "__main__":
-    ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
+    if sys.argv[1:2] == ["migrate"]:
+        sys.exit(migrate(sys.argv[2:3] == ["status"]))
+    serve()

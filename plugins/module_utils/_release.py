@@ -1,0 +1,244 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+compose_release's work: the release ledger (JSON lines on the host), the two switch strategies, the health
+gate with its monitor window, rollback to a release pinned by image id, and pruning old releases' images."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+
+from ansible_collections.stackops.runbook.plugins.module_utils import _health
+from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
+from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line
+
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+# a docker image reference: [registry[:port]/]name[:tag][@digest], no spaces or shell metacharacters
+IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+GOOD = "succeeded"
+
+
+class ReleaseFailed(Exception):
+    """A deploy or rollback failed; ``result`` holds what to return with the failure."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def check_version(value, what="version"):
+    if not VERSION_PATTERN.match(value or ""):
+        raise ComposeError("%s=%r is not a release version: use letters, digits, '.', '_', '+' and '-' (at most 128, "
+                           "as an image tag), such as 1.4.2 or 2026-11-22.1" % (what, value))
+
+
+def load_ledger(path):
+    entries = []
+    if os.path.exists(path):
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    try:
+                        entries.append(json.loads(line))
+                    except ValueError:
+                        continue  # a line cut by a crash: the ones before and after still count
+    return entries
+
+
+def covers(entry, services):
+    return all(s in (entry.get("images") or {}) for s in services)
+
+
+def good_releases(entries, services):
+    """Releases that served healthy, newest first, that include every one of ``services``."""
+    return [e for e in reversed(entries) if e.get("result") == GOOD and covers(e, services)]
+
+
+def same_images(entry, other, services):
+    return all(entry["images"][s]["id"] == other["images"][s]["id"] for s in services)
+
+
+def pick_rollback_target(entries, services, to):
+    """The release to go back to: ``previous`` (the newest good release other than the one serving), or the
+    newest good release of version ``to``. Raise ComposeError saying what the ledger holds otherwise."""
+    good = good_releases(entries, services)
+    if not good:
+        raise ComposeError("the release ledger has no good release of %s to roll back to" % ", ".join(services))
+    if to == "previous":
+        current = good[0]
+        for entry in good[1:]:
+            if not same_images(entry, current, services):
+                return entry
+        raise ComposeError("the release ledger has no good release of %s before %s (the one serving)"
+                           % (", ".join(services), current["version"]))
+    for entry in good:
+        if entry["version"] == to:
+            return entry
+    raise ComposeError("version %s is not a good release of %s in the ledger (good releases: %s)" % (
+        to, ", ".join(services), ", ".join(sorted({e["version"] for e in good}))))
+
+
+def tag_of(reference):
+    """The tag of an image reference when it is a valid version (``myapp/api:1.4.2`` -> ``1.4.2``), else None."""
+    name = reference.split("@", 1)[0]
+    tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+    return tag if VERSION_PATTERN.match(tag) and tag != "latest" else None
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def record(ledger_path, entry):
+    directory = os.path.dirname(ledger_path) or "."
+    os.makedirs(directory, mode=0o750, exist_ok=True)
+    entry = dict(entry, time=now_iso(), host=socket.gethostname())
+    append_line(ledger_path, entry)
+    return entry
+
+
+def image_record(client, reference, image_id):
+    digests = []
+    try:
+        digests = client.images.get(image_id).attrs.get("RepoDigests") or []
+    except Exception:  # pylint: disable=broad-except
+        pass
+    return dict(ref=reference, id=image_id, digests=digests)
+
+
+class Deployer:
+    """Switches a compose project's services to a release (a version and an image id per service), gates
+    the switch on health and undoes it when the gate fails."""
+
+    def __init__(self, project, params):
+        self.project = project
+        self.params = params
+        self.workdir = tempfile.mkdtemp(prefix=".stackops-release.", dir=project.project_dir)
+        self.yaml_version = self._compose_file_version()
+
+    def close(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _compose_file_version(self):
+        # v1 wants an override file of the same format version as the main file; v2 ignores the key
+        with open(self.project.files[0]) as fh:
+            match = re.search(r"""^version:\s*["']?([0-9.]+)""", fh.read(), re.M)
+        return match.group(1) if match else None
+
+    def run_files(self, release):
+        """The env file and override file that start ``release`` (its version, its image ids)."""
+        env_path = self.project.pinned_env({self.params["version_variable"]: release["version"]}, self.workdir)
+        images = {s: release["images"][s]["id"] for s in release["services"]}
+        return env_path, pin_override(images, self.workdir, self.yaml_version)
+
+    def health_checks(self, containers, release=None):
+        """The new containers' own checks, the user's checks, and with ``release`` the check that the app
+        answers with that release's version (only meaningful once no other version serves)."""
+        checks = [dict(name="container %s" % c.name, type="container", container=c.name, require_healthcheck=False)
+                  for c in containers]
+        checks += list(self.params["health_checks"] or [])
+        if release is not None and self.params["version_url"]:
+            checks.append(dict(name="version %s" % release["version"], type="http", url=self.params["version_url"],
+                               json={self.params["version_field"]: release["version"]}))
+        return checks
+
+    def gate(self, checks):
+        """Wait until ``checks`` are healthy (warnings allowed). Raise ProbeFailed."""
+        return _health.probe(dict(checks=checks, wait_for="degraded", timeout=self.params["health_timeout"],
+                                  interval=self.params["health_interval"], success_threshold=1, failure_threshold=None,
+                                  start_period=0, docker_host=self.params["docker_host"]))
+
+    def monitor(self, checks, seconds):
+        """Watch ``checks`` for ``seconds`` (at least one round); raise ProbeFailed when a round is down."""
+        return _health.watch(checks, seconds, self.params["health_interval"], self.params["docker_host"])
+
+    def remove(self, containers):
+        for container in containers:
+            try:
+                container.stop(timeout=self.params["stop_timeout"])
+            except Exception:  # pylint: disable=broad-except
+                pass  # already stopped or gone: removing it is what matters
+            try:
+                container.remove(force=True)
+            except Exception as exc:  # pylint: disable=broad-except
+                if type(exc).__name__ != "NotFound":
+                    raise
+
+    def switch(self, release, monitor):
+        """Start ``release`` and make it the one serving, then watch it for ``monitor`` seconds. Returns the
+        last health round; raises ProbeFailed or ComposeError (with start-first, after removing the new
+        containers when the old ones never stopped)."""
+        services = release["services"]
+        env_path, override = self.run_files(release)
+        old = {s: self.project.containers(s) for s in services}
+        old_ids = {c.id for group in old.values() for c in group}
+        if self.params["strategy"] == "start-first":
+            scale = []
+            for service in services:
+                scale += ["--scale", "%s=%d" % (service, len(old[service]) + max(1, len(old[service])))]
+            try:
+                self.project.run(["up", "-d", "--no-deps", "--no-recreate"] + scale + services, env_path, [override],
+                                 what="starting the new containers beside the old ones")
+                new = [c for s in services for c in self.project.containers(s) if c.id not in old_ids]
+                # old and new both serve until the gate passes, so the version check waits for the monitor
+                self.gate(self.health_checks(new))
+            except (ComposeError, _health.ProbeFailed):
+                # the old containers never stopped: removing the new ones is the whole rollback
+                self.remove([c for s in services for c in self.project.containers(s, running_only=False)
+                             if c.id not in old_ids])
+                raise
+            self.remove([c for group in old.values() for c in group])
+        else:
+            self.project.run(["up", "-d", "--no-deps"] + services, env_path, [override],
+                             what="recreating the containers")
+            new = [c for s in services for c in self.project.containers(s)]
+            self.gate(self.health_checks(new, release))
+        return self.monitor(self.health_checks(new, release), monitor)
+
+    def verify(self, release):
+        """Check that ``release``, already running, answers healthy (after a start-first gate failed)."""
+        containers = [c for s in release["services"] for c in self.project.containers(s)]
+        checks = self.health_checks(containers, release)
+        self.gate(checks)
+        return self.monitor(checks, 0)
+
+    def prune(self, entries, keep):
+        """Remove images of releases older than the newest ``keep`` good ones, unless a container (even a
+        stopped one) uses them. Returns the image references removed."""
+        keep_ids, versions = set(), []
+        for entry in reversed(entries):
+            if entry.get("result") == GOOD and entry["version"] not in versions and len(versions) < keep:
+                versions.append(entry["version"])
+                keep_ids.update(i["id"] for i in entry.get("images", {}).values())
+        client = self.project.client
+        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        removed = []
+        for entry in entries:
+            for image in (entry.get("images") or {}).values():
+                if image["id"] in keep_ids or image["id"] in in_use:
+                    continue
+                if self.project.image_id(image["ref"]) == image["id"]:
+                    try:
+                        client.images.remove(image["ref"])
+                        removed.append(image["ref"])
+                    except Exception:  # pylint: disable=broad-except
+                        continue  # still used elsewhere: keeping it is the safe side
+                if self.project.image_id(image["id"]) and not client.images.get(image["id"]).tags:
+                    try:
+                        client.images.remove(image["id"])
+                    except Exception:  # pylint: disable=broad-except
+                        continue
+        return sorted(set(removed))
+
+
+def elapsed(started):
+    return round(time.monotonic() - started, 1)
