@@ -212,31 +212,32 @@ class Deployer:
         return self.monitor(checks, 0)
 
     def prune(self, entries, keep):
-        """Remove images of releases older than the newest ``keep`` good ones, unless a container (even a
-        stopped one) uses them. Returns the image references removed."""
+        """Remove the images of good releases older than the newest ``keep`` ones, unless a container (even a
+        stopped one) uses them. Failed releases' images stay for whoever investigates, adopted ones were not
+        deployed by us. Returns the image references removed."""
+        good = [e for e in entries if e.get("result") == GOOD]
         keep_ids, versions = set(), []
-        for entry in reversed(entries):
-            if entry.get("result") == GOOD and entry["version"] not in versions and len(versions) < keep:
+        for entry in reversed(good):
+            if entry["version"] not in versions and len(versions) < keep:
                 versions.append(entry["version"])
                 keep_ids.update(i["id"] for i in entry.get("images", {}).values())
         client = self.project.client
         in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
         removed = []
-        for entry in entries:
+        for entry in good:
+            if entry.get("action") == "adopt":
+                continue
             for image in (entry.get("images") or {}).values():
-                if image["id"] in keep_ids or image["id"] in in_use:
+                if image["id"] in keep_ids or image["id"] in in_use or self.project.image_id(image["id"]) is None:
                     continue
-                if self.project.image_id(image["ref"]) == image["id"]:
-                    try:
-                        client.images.remove(image["ref"])
+                try:
+                    if self.project.image_id(image["ref"]) == image["id"]:
+                        client.images.remove(image["ref"])  # untag only when the tag still names this image
                         removed.append(image["ref"])
-                    except Exception:  # pylint: disable=broad-except
-                        continue  # still used elsewhere: keeping it is the safe side
-                if self.project.image_id(image["id"]) and not client.images.get(image["id"]).tags:
-                    try:
+                    if self.project.image_id(image["id"]) and not client.images.get(image["id"]).tags:
                         client.images.remove(image["id"])
-                    except Exception:  # pylint: disable=broad-except
-                        continue
+                except Exception:  # pylint: disable=broad-except
+                    continue  # still used (another tag, a child image): keeping it is the safe side
         return sorted(set(removed))
 
 
