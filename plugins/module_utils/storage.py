@@ -71,7 +71,7 @@ class BackupEntry:
                     timestamp=int(self.when.timestamp()), duration_seconds=m.get("duration_seconds"),
                     database=m.get("database"), kind=m.get("kind"), file=m.get("file"),
                     size=m.get("size"), sha256=m.get("sha256"), format=m.get("format"),
-                    compression=m.get("compression"), verified=self.verified)
+                    compression=m.get("compression"), tag=m.get("tag"), verified=self.verified)
 
 
 def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -395,3 +396,86 @@ def task_results(output, task_name, host="db1"):
             if name == task_name or name.endswith(" : " + task_name):
                 return task["hosts"][host]
     raise AssertionError("no task %r" % task_name)
+
+
+# ---------------------------------------------------------------- the sandbox's compose stack, for deploys
+
+def images_env():
+    values = {}
+    with open(os.path.join(ROOT, ".build", "images.env")) as fh:
+        for line in fh:
+            key, _sep, value = line.strip().partition("=")
+            values[key] = value
+    return values
+
+
+class Stack:
+    """A copy of the sandbox's compose project (tools/sandbox) under a unique name, with its own ports."""
+
+    def __init__(self, base):
+        self.name = "stackops-deploy-" + uuid.uuid4().hex[:8]
+        self.dir = str(base / "project")
+        shutil.copytree(os.path.join(ROOT, "tools", "sandbox"), self.dir,
+                        ignore=shutil.ignore_patterns(".env"))
+        self.port, self.pg_port = free_port(), free_port()
+        self.postgres = self.name + "-postgres"
+        self.ledger = str(base / "releases.jsonl")
+        env = images_env()
+        self.env_file = os.path.join(self.dir, ".env")
+        with open(self.env_file, "w") as fh:
+            fh.write("# the project's env file, as users keep it\nSANDBOX_NAME=%s\nSANDBOX_API_PORT=%d\n"
+                     "SANDBOX_POSTGRES_PORT=%d\nSTACKOPS_POSTGRES_IMAGE=%s\nSTACKOPS_PYTHON_IMAGE=%s\n"
+                     "SANDBOX_POSTGRES_PASSWORD=deploy-test-password\nAPP_VERSION=1.0.0\n" % (
+                         self.name, self.port, self.pg_port, env["STACKOPS_POSTGRES_IMAGE"],
+                         env["STACKOPS_PYTHON_IMAGE"]))
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def compose(self, *args):
+        return subprocess.run([os.path.join(ROOT, "tools", "compose.sh"), "-p", self.name] + list(args),
+                              cwd=self.dir, capture_output=True, text=True, check=False)
+
+    def psql(self, sql):
+        """Rows of ``sql`` in the app database, through psql in the postgres container."""
+        out = subprocess.run(["docker", "exec", self.postgres, "psql", "-U", "postgres", "-d", "app", "-AtX", "-c", sql],
+                             capture_output=True, text=True, check=True).stdout
+        return [line.split("|") for line in out.splitlines()]
+
+    def version(self):
+        with urllib.request.urlopen(self.url + "/api/version", timeout=5) as response:
+            return json.load(response)["version"]
+
+    def api_containers(self):
+        out = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=" + self.name,
+                              "--filter", "label=com.docker.compose.service=api"],
+                             capture_output=True, text=True, check=True).stdout
+        return sorted(out.split())
+
+    def ledger_entries(self):
+        with open(self.ledger) as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def env_version(self):
+        with open(self.env_file) as fh:
+            return [line.split("=", 1)[1].strip() for line in fh if line.startswith("APP_VERSION=")][-1]
+
+
+def answers(stack):
+    """The version the stack's API answers through its proxy, or None."""
+    try:
+        return stack.version()
+    except OSError:
+        return None
+
+
+
+@contextlib.contextmanager
+def running_stack(base):
+    """The sandbox's stack (postgres, the API at 1.0.0, the proxy) under a unique name, removed afterwards."""
+    stack = Stack(base)
+    up = stack.compose("up", "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+        wait_for(lambda: answers(stack) == "1.0.0", timeout=120, interval=0.5)
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans")

@@ -3,91 +3,21 @@ the reverse proxy) started under its own name and ports, and the API images tool
 good 1.1.0 and 1.5.0, 1.2.0-never-healthy, 1.3.0-unhealthy-later (503 four seconds after it starts)."""
 
 import fcntl
-import json
-import os
-import shutil
 import subprocess
 import threading
 import time
-import urllib.request
-import uuid
 
 import pytest
 
-from conftest import ROOT, free_port, run_module, wait_for
+from conftest import run_module, running_stack
 
 API_IMAGE = "stackops-sandbox/api"
 
 
-def images_env():
-    values = {}
-    with open(os.path.join(ROOT, ".build", "images.env")) as fh:
-        for line in fh:
-            key, _sep, value = line.strip().partition("=")
-            values[key] = value
-    return values
-
-
-class Stack:
-    """A copy of the sandbox's compose project (tools/sandbox) under a unique name, with its own ports."""
-
-    def __init__(self, base):
-        self.name = "stackops-deploy-" + uuid.uuid4().hex[:8]
-        self.dir = str(base / "project")
-        shutil.copytree(os.path.join(ROOT, "tools", "sandbox"), self.dir,
-                        ignore=shutil.ignore_patterns(".env"))
-        self.port = free_port()
-        self.ledger = str(base / "releases.jsonl")
-        env = images_env()
-        self.env_file = os.path.join(self.dir, ".env")
-        with open(self.env_file, "w") as fh:
-            fh.write("# the project's env file, as users keep it\nSANDBOX_NAME=%s\nSANDBOX_API_PORT=%d\n"
-                     "SANDBOX_POSTGRES_PORT=%d\nSTACKOPS_POSTGRES_IMAGE=%s\nSTACKOPS_PYTHON_IMAGE=%s\n"
-                     "SANDBOX_POSTGRES_PASSWORD=deploy-test-password\nAPP_VERSION=1.0.0\n" % (
-                         self.name, self.port, free_port(), env["STACKOPS_POSTGRES_IMAGE"],
-                         env["STACKOPS_PYTHON_IMAGE"]))
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def compose(self, *args):
-        return subprocess.run([os.path.join(ROOT, "tools", "compose.sh"), "-p", self.name] + list(args),
-                              cwd=self.dir, capture_output=True, text=True, check=False)
-
-    def version(self):
-        with urllib.request.urlopen(self.url + "/api/version", timeout=5) as response:
-            return json.load(response)["version"]
-
-    def api_containers(self):
-        out = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=" + self.name,
-                              "--filter", "label=com.docker.compose.service=api"],
-                             capture_output=True, text=True, check=True).stdout
-        return sorted(out.split())
-
-    def ledger_entries(self):
-        with open(self.ledger) as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-
-    def env_version(self):
-        with open(self.env_file) as fh:
-            return [line.split("=", 1)[1].strip() for line in fh if line.startswith("APP_VERSION=")][-1]
-
-
-def answers(stack):
-    try:
-        return stack.version()
-    except OSError:
-        return None
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("deploy"))
-    up = stack.compose("up", "-d")
-    assert up.returncode == 0, up.stderr
-    try:
-        wait_for(lambda: answers(stack) == "1.0.0", timeout=120, interval=0.5)
+    with running_stack(tmp_path_factory.mktemp("deploy")) as stack:
         yield stack
-    finally:
-        stack.compose("down", "-v", "--remove-orphans")
 
 
 def release(stack, version=None, **args):
