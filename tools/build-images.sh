@@ -80,6 +80,18 @@ build_molecule_image() {
 }
 build_molecule_image
 
+# Molecule's instances for the deploy, migrate and rollback roles: the same, plus docker-compose (v1, Debian's
+# package, with the python docker SDK and PyYAML); the instance drives the host's engine through its socket.
+MOLECULE_DOCKER_IMAGE=${MOLECULE_DOCKER_IMAGE:-stackops-local/molecule-docker:15}
+build_molecule_docker_image() {
+    have_image "$MOLECULE_DOCKER_IMAGE" && return 0
+    echo "building $MOLECULE_DOCKER_IMAGE..."
+    printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends docker-compose && rm -rf /var/lib/apt/lists/*\n' \
+        "$MOLECULE_IMAGE" | docker build -q -t "$MOLECULE_DOCKER_IMAGE" - >/dev/null
+    echo "built $MOLECULE_DOCKER_IMAGE"
+}
+build_molecule_docker_image
+
 # The sandbox API in the versions the deploy tests and the sandbox deploy: good releases, one that never becomes
 # healthy, one that turns unhealthy a few seconds after it starts, one whose migration fails. docker's build cache
 # makes this a second when nothing changed.
@@ -113,6 +125,7 @@ cat > .build/images.env <<ENV
 STACKOPS_POSTGRES_IMAGE=$postgres_image
 STACKOPS_PYTHON_IMAGE=$python_image
 STACKOPS_MOLECULE_IMAGE=$MOLECULE_IMAGE
+STACKOPS_MOLECULE_DOCKER_IMAGE=$MOLECULE_DOCKER_IMAGE
 SANDBOX_API_IMAGE=$API_IMAGE
 ENV
 cat .build/images.env

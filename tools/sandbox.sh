@@ -72,7 +72,8 @@ case "${1:-}" in
         compose up -d
         s3_up
         wait_healthy
-        # a few user uploads in the uploads volume, the first time
+        # a few user uploads in the uploads volume, the first time (expanded by the container's shell)
+        # shellcheck disable=SC2016
         compose exec -T api sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
             for i in $(seq 1 40); do head -c 20000 /dev/urandom > /srv/uploads/avatars/user$i.png; done &&
             for i in $(seq 1 12); do echo "invoice $i" > /srv/uploads/invoices/2026-$i.txt; done; }'
@@ -83,7 +84,7 @@ case "${1:-}" in
         # the version compose_release deployed (tools/sandbox/.env) goes with the sandbox
         rm -f "$ROOT/tools/sandbox/.env" "$STATE/releases.jsonl" "$STATE/releases.jsonl.lock"
         s3_down
-        rm -rf "$STATE/backups" "$STATE/volume-backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
+        rm -rf "$STATE/pre-migration" "$STATE/backups" "$STATE/volume-backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
         echo "sandbox removed"
         ;;
     status)

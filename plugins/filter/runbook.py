@@ -49,8 +49,17 @@ def failure_message(failed_result):
     """What failed, from ``ansible_failed_result``: the first failed item's message when a loop failed (the
     loop's own message only says "One or more items failed"), else the task's."""
     failed_result = failed_result or {}
-    items = [r.get("msg") for r in failed_result.get("results") or [] if isinstance(r, dict) and r.get("failed")]
-    return (items + [failed_result.get("msg") or "see the task output"])[0]
+    items = [_command_failure(r) for r in failed_result.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    return (items + [_command_failure(failed_result)])[0]
+
+
+def _command_failure(result):
+    # a failed command says only "non-zero return code": its last line of stderr says what went wrong
+    message = result.get("msg") or "see the task output"
+    lines = [line for line in (result.get("stderr_lines") or str(result.get("stderr") or "").splitlines()) if line.strip()]
+    if "rc" in result and lines:
+        return "%s (rc=%s): %s" % (message, result["rc"], lines[-1].strip())
+    return message
 
 
 def _metric(name, value, help_text, **labels):

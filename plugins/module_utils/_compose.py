@@ -131,8 +131,8 @@ class ComposeProject:
     def run(self, args, env_file=None, extra_files=(), what=None):
         rc, out, err = self.module.run_command(self.argv(args, env_file, extra_files), cwd=self.project_dir)
         if rc != 0:
-            raise ComposeError("%s failed (rc=%s): %s" % (what or " ".join(self.command[-1:] + list(args[:1])), rc,
-                                                           (err or out).strip()[-2000:]))
+            what = what or " ".join(self.command[-1:] + list(args[:1]))
+            raise ComposeError("%s failed (rc=%s): %s" % (what, rc, (err or out).strip()[-2000:]))
         return out
 
     def services(self, env_file=None):

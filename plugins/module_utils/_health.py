@@ -119,8 +119,8 @@ def watch(checks, seconds, interval, docker_host=None):
         status = probes.verdict(results)
         result = dict(status=status, checks=results, attempts=rounds, summary=summarize(status, results))
         if status == "down":
-            raise ProbeFailed("down during the %ss monitor window (round %d): %s" % (seconds, rounds,
-                                                                                   result["summary"]), result)
+            raise ProbeFailed("down during the %ss monitor window (round %d): %s"
+                              % (seconds, rounds, result["summary"]), result)
         if time.monotonic() + interval > deadline:
             return result
         time.sleep(interval)

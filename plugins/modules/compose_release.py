@@ -11,9 +11,9 @@ version_added: 0.1.0
 description:
   - The runbooks' C(git pull && docker compose up -d), then curl the health endpoint and hope - done so users are
     never left on a broken release.
-  - The version goes in through a variable of the project's env file (O(version_variable), such as
+  - "The version goes in through a variable of the project's env file (O(version_variable), such as
     C(image: myapp:${APP_VERSION}) in the compose file) or an image per service (O(images)). Images are pulled
-    when missing (O(pull)) or built (O(build)); then the listed services are switched with O(strategy).
+    when missing (O(pull)) or built (O(build)); then the listed services are switched with O(strategy)."
   - C(recreate) stops the old containers and starts the new ones. C(start-first) starts the new containers
     beside the old ones, waits until they are healthy, then stops the old ones, so a reverse proxy that
     resolves the service by name always has a healthy container to send requests to (the service must not
@@ -71,7 +71,7 @@ options:
     default: APP_VERSION
   images:
     description:
-      - Image references per service that override the compose file's, such as C({api: registry.example.com/api:1.5.0}).
+      - "Image references per service that override the compose file's, such as C({api: registry.example.com/api:1.5.0})."
     type: dict
     default: {}
   to:

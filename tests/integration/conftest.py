@@ -467,7 +467,6 @@ def answers(stack):
         return None
 
 
-
 @contextlib.contextmanager
 def running_stack(base):
     """The sandbox's stack (postgres, the API at 1.0.0, the proxy) under a unique name, removed afterwards."""

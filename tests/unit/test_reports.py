@@ -123,3 +123,8 @@ def test_the_failure_message_names_the_failed_item_of_a_loop():
     assert runbook.failure_message(loop) == "no db"
     assert runbook.failure_message(dict(msg="refused")) == "refused"
     assert runbook.failure_message({}) == "see the task output"
+
+
+def test_the_failure_message_of_a_command_adds_its_last_line_of_stderr():
+    failed = dict(msg="non-zero return code", rc=1, stderr_lines=["Traceback ...", "psycopg2.errors.NotNullViolation: x", ""])
+    assert runbook.failure_message(failed) == "non-zero return code (rc=1): psycopg2.errors.NotNullViolation: x"

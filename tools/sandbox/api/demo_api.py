@@ -127,14 +127,17 @@ def migrate(status_only):
         applied = {row[0] for row in cur.fetchall()}
     pending = [f for f in migrations() if os.path.basename(f) not in applied]
     if status_only:
-        print("%d applied, %d pending%s" % (len(applied), len(pending),
-                                           ": " + ", ".join(map(os.path.basename, pending)) if pending else ""))
+        names = ", ".join(os.path.basename(path) for path in pending)
+        print("%d applied, %d pending%s" % (len(applied), len(pending), ": " + names if names else ""))
         return 1 if pending else 0
     for path in pending:
-        with open(path) as fh, conn, conn.cursor() as cur:
-            print("applying %s" % os.path.basename(path), flush=True)
-            cur.execute(fh.read())
-            cur.execute("INSERT INTO app_migrations (name) VALUES (%s)", (os.path.basename(path),))
+        with open(path) as fh:
+            sql = fh.read()
+        with conn:
+            with conn.cursor() as cur:
+                print("applying %s" % os.path.basename(path), flush=True)
+                cur.execute(sql)
+                cur.execute("INSERT INTO app_migrations (name) VALUES (%s)", (os.path.basename(path),))
     print("%d migration(s) applied" % len(pending))
     return 0
 
