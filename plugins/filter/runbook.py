@@ -6,6 +6,7 @@ Documented in the .yml file of each filter beside this one."""
 from __future__ import annotations
 
 import datetime
+import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
@@ -58,7 +59,9 @@ def _command_failure(result):
     message = result.get("msg") or "see the task output"
     lines = [line for line in (result.get("stderr_lines") or str(result.get("stderr") or "").splitlines()) if line.strip()]
     if "rc" in result and lines:
-        return "%s (rc=%s): %s" % (message, result["rc"], lines[-1].strip())
+        # the last line naming an error (a traceback ends with SQL and a caret after it), else the last line
+        named = [line for line in lines if re.search(r"error|fatal|exception", line, re.I)]
+        return "%s (rc=%s): %s" % (message, result["rc"], (named or lines)[-1].strip())
     return message
 
 

@@ -128,3 +128,9 @@ def test_the_failure_message_names_the_failed_item_of_a_loop():
 def test_the_failure_message_of_a_command_adds_its_last_line_of_stderr():
     failed = dict(msg="non-zero return code", rc=1, stderr_lines=["Traceback ...", "psycopg2.errors.NotNullViolation: x", ""])
     assert runbook.failure_message(failed) == "non-zero return code (rc=1): psycopg2.errors.NotNullViolation: x"
+
+
+def test_the_failure_message_of_a_command_prefers_the_line_naming_the_error():
+    failed = dict(msg="non-zero return code", rc=1, stderr="Traceback ...\npsycopg2.errors.UndefinedColumn: column "
+                  "\"revoked\" does not exist\nLINE 4: WITH removed AS (DELETE ...\n        ^\n")
+    assert runbook.failure_message(failed).endswith("UndefinedColumn: column \"revoked\" does not exist")
