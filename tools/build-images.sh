@@ -110,12 +110,16 @@ build_api_images() {
     trap 'rm -rf "$context"' RETURN
     cp -r tools/sandbox/api/. "$context/"
     # psycopg2 for the app's migrate command, for the image's python3 (3.11, like ours)
-    "${VENV:-.venv}/bin/python" -m pip install -q --only-binary=:all: --python-version 3.11 \
-        --target "$context/site" psycopg2-binary
+    if ! "${VENV:-.venv}/bin/python" -m pip install -q --only-binary=:all: --python-version 3.11 \
+            --target "$context/site" psycopg2-binary >"$context/pip.log" 2>&1; then
+        cat "$context/pip.log" >&2
+        return 1
+    fi
     for release in "${API_RELEASES[@]}"; do
         IFS='|' read -r version failure migrations <<<"$release"
         docker build -q -t "$API_IMAGE:$version" --build-arg "BASE=$python_image" --build-arg "VERSION=$version" \
-            --build-arg "FAILURE=$failure" --build-arg "MIGRATIONS=$migrations" "$context" >/dev/null
+            --build-arg "FAILURE=$failure" --build-arg "MIGRATIONS=$migrations" "$context" >/dev/null 2>"$context/build.log" \
+            || { cat "$context/build.log" >&2; return 1; }
     done
     echo "built $API_IMAGE: $(printf '%s ' "${API_RELEASES[@]%%|*}")"
 }

@@ -50,11 +50,15 @@ s3_down() {
     fi
 }
 
+# a running container of a service (deploys renumber them: api_1, api_2...)
+service_container() {
+    docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1" | head -1
+}
+
 wait_healthy() {
     local name id
     for name in postgres api proxy; do
-        id=$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" \
-            --filter "label=com.docker.compose.service=$name" | head -1)
+        id=$(service_container "$name")
         for _ in $(seq 1 90); do
             [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" = healthy ] && break
             sleep 1
@@ -74,7 +78,7 @@ case "${1:-}" in
         wait_healthy
         # a few user uploads in the uploads volume, the first time (expanded by the container's shell)
         # shellcheck disable=SC2016
-        compose exec -T api sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
+        docker exec "$(service_container api)" sh -c '[ -e /srv/uploads/avatars ] || { mkdir -p /srv/uploads/avatars /srv/uploads/invoices &&
             for i in $(seq 1 40); do head -c 20000 /dev/urandom > /srv/uploads/avatars/user$i.png; done &&
             for i in $(seq 1 12); do echo "invoice $i" > /srv/uploads/invoices/2026-$i.txt; done; }'
         echo "sandbox is up: postgres on 127.0.0.1:${SANDBOX_POSTGRES_PORT:-55432}, API on http://127.0.0.1:${SANDBOX_API_PORT:-58080}, S3 on http://127.0.0.1:$S3_PORT (bucket $S3_BUCKET)"
