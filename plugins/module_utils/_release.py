@@ -136,7 +136,8 @@ class Deployer:
 
     def run_files(self, release):
         """The env file and override file that start ``release`` (its version, its image ids)."""
-        env_path = self.project.pinned_env({self.params["version_variable"]: release["version"]}, self.workdir)
+        # the env file's version variable as the release recorded it (an adopted release of unknown version has none)
+        env_path = self.project.pinned_env(release.get("env") or {}, self.workdir)
         images = {s: release["images"][s]["id"] for s in release["services"]}
         return env_path, pin_override(images, self.workdir, self.yaml_version)
 
