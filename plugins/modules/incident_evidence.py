@@ -1,0 +1,350 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incident_evidence
+short_description: Collect an incident's evidence into one timestamped tar.gz with a checksum
+version_added: 0.1.0
+description:
+  - The runbooks' "copy the logs and a pg_dump aside before touching anything", done in one step while the
+    incident is live.
+  - "The bundle holds: the compose project's containers (C(compose ps)) and each one's C(docker inspect) with the
+    values of secret-looking environment variables redacted; the last O(log_lines) lines of each container's log;
+    a resource snapshot of each running container (C(docker stats)); the host's disks, memory and load;
+    with O(postgres=true) C(pg_stat_activity), the locks with who blocks whom, and the databases' sizes; the last
+    O(ledger_lines) lines of each file of O(ledgers) (release ledger, audit ledger); O(health) (a health_probe
+    result) and O(extra) facts."
+  - Written as C(DEST/NAME_TIMESTAMP.tar.gz) (mode 0600, the evidence may be sensitive) with a C(.sha256) beside it;
+    a part that cannot be collected is recorded as an error in the bundle instead of failing the collection.
+author:
+  - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.postgres
+  - stackops.runbook.docker
+attributes:
+  check_mode:
+    support: full
+    description: Says what would be collected and writes nothing.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+options:
+  dest:
+    description: Directory of the bundles (created 0700).
+    type: path
+    required: true
+  name:
+    description: The incident's short name, the start of the bundle's file name.
+    type: str
+    default: incident
+  compose_project:
+    description: The compose project whose containers are described and whose logs are taken.
+    type: str
+  containers:
+    description: More containers (names or ids) to include.
+    type: list
+    elements: str
+    default: []
+  log_lines:
+    description: Lines of each container's log.
+    type: int
+    default: 200
+  postgres:
+    description: Include C(pg_stat_activity), locks and database sizes (through the connection options).
+    type: bool
+    default: false
+  ledgers:
+    description: Files whose last O(ledger_lines) lines go in the bundle, such as the release and audit ledgers.
+    type: list
+    elements: path
+    default: []
+  ledger_lines:
+    description: Lines of each ledger.
+    type: int
+    default: 50
+  health:
+    description: A health_probe result (its C(status), C(summary), C(checks)) to include.
+    type: dict
+    default: {}
+  extra:
+    description: Other facts to include as C(extra.json), such as the forensic backup's path.
+    type: dict
+    default: {}
+requirements:
+  - The Python docker SDK (C(docker)) when O(compose_project) or O(containers) is set.
+"""
+
+EXAMPLES = r"""
+- name: Collect the evidence of the stack
+  stackops.runbook.incident_evidence:
+    dest: /var/lib/stackops-runbook/incidents
+    name: api-502
+    compose_project: myapp
+    postgres: true
+    container: myapp-postgres-1
+    ledgers:
+      - /var/lib/stackops-runbook/releases/myapp.jsonl
+      - /var/log/stackops-runbook/ledger.jsonl
+    health: "{{ health_result }}"
+"""
+
+RETURN = r"""
+path:
+  description: The bundle.
+  returned: success, not in check mode
+  type: str
+  sample: /var/lib/stackops-runbook/incidents/api-502_20261122T031500Z.tar.gz
+sha256:
+  description: The bundle's sha256 (also in the C(.sha256) file beside it).
+  returned: success, not in check mode
+  type: str
+  sample: 9f2a...
+size:
+  description: The bundle's size in bytes.
+  returned: success, not in check mode
+  type: int
+  sample: 48211
+parts:
+  description: The files in the bundle.
+  returned: always
+  type: list
+  elements: str
+  sample: [containers.json, inspect/myapp-api-1.json, logs/myapp-api-1.log, host.json, postgres/activity.json]
+errors:
+  description: Parts that could not be collected, with why.
+  returned: always
+  type: dict
+  sample: {"postgres": "cannot connect: ..."}
+containers:
+  description: The containers seen, with service, state and health.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "myapp-api-1", "service": "api", "state": "exited", "health": null, "exit_code": 137}]
+failing:
+  description: The containers not running, or unhealthy.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "myapp-api-1", "service": "api", "state": "exited", "health": null, "exit_code": 137}]
+"""
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import time
+
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
+from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+    ClientContext,
+    PsqlSession,
+    postgres_common_argument_spec,
+)
+
+SECRET_NAME = re.compile(r"pass|secret|token|key|credential|private", re.I)
+POSTGRES_QUERIES = {
+    "postgres/activity.json": "SELECT coalesce(json_agg(a ORDER BY a.backend_start), '[]') FROM (SELECT pid, usename, "
+                              "datname, application_name, client_addr::text, backend_type, state, wait_event_type, "
+                              "wait_event, backend_start, xact_start, query_start, state_change, left(query, 2000) "
+                              "AS query FROM pg_stat_activity) a;",
+    "postgres/locks.json": "SELECT coalesce(json_agg(l), '[]') FROM (SELECT l.pid, pg_blocking_pids(l.pid) AS blocked_by, "
+                           "l.locktype, l.mode, l.granted, l.relation::regclass::text AS relation, a.state, "
+                           "left(a.query, 500) AS query FROM pg_locks l LEFT JOIN pg_stat_activity a USING (pid) "
+                           "WHERE NOT l.granted OR cardinality(pg_blocking_pids(l.pid)) > 0 OR l.mode LIKE '%Exclusive%') l;",
+    "postgres/sizes.json": "SELECT coalesce(json_agg(d), '[]') FROM (SELECT datname, pg_database_size(datname) AS bytes, "
+                           "numbackends, xact_commit, xact_rollback, deadlocks FROM pg_stat_database "
+                           "WHERE datname IS NOT NULL) d;",
+}
+
+
+def redact(inspect):
+    """A container's inspect output with the values of secret-looking environment variables replaced."""
+    config = inspect.get("Config") or {}
+    env = []
+    for item in config.get("Env") or []:
+        name, sep, _value = item.partition("=")
+        env.append(name + sep + "<redacted>" if sep and SECRET_NAME.search(name) else item)
+    config["Env"] = env
+    return inspect
+
+
+def describe(container):
+    state = container.attrs.get("State") or {}
+    return dict(name=container.name, id=container.id[:12], service=container.labels.get("com.docker.compose.service"),
+                image=(container.attrs.get("Config") or {}).get("Image"), state=state.get("Status"),
+                health=(state.get("Health") or {}).get("Status"), exit_code=state.get("ExitCode"),
+                started=state.get("StartedAt"), finished=state.get("FinishedAt"))
+
+
+def host_snapshot(paths):
+    disks = {}
+    for path in paths:
+        try:
+            st = os.statvfs(path)
+            total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            disks[path] = dict(total_bytes=total, free_bytes=free,
+                               used_percent=round(100.0 * (total - free) / total, 1) if total else None)
+        except OSError as exc:
+            disks[path] = dict(error=str(exc))
+    memory = {}
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, _sep, value = line.partition(":")
+                if key in ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree"):
+                    memory[key] = int(value.split()[0]) * 1024
+    except OSError:
+        pass
+    return dict(disks=disks, memory_bytes=memory, load=list(os.getloadavg()), time=time.time())
+
+
+def tail(path, lines):
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 256 * 1024))
+        return b"\n".join(fh.read().splitlines()[-lines:]) + b"\n"
+
+
+class Bundle:
+    """The bundle's files, kept in memory until written as one tar.gz."""
+
+    def __init__(self):
+        self.files, self.errors = {}, {}
+
+    def add(self, name, data):
+        self.files[name] = data if isinstance(data, bytes) else (
+            json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+    def attempt(self, part, collect):
+        try:
+            collect()
+        except Exception as exc:  # pylint: disable=broad-except
+            self.errors[part] = "%s: %s" % (type(exc).__name__, getattr(exc, "explanation", None) or exc)
+
+    def write(self, path):
+        partial = path + ".partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                top = os.path.basename(path)[:-len(".tar.gz")]
+                for name, data in sorted(self.files.items()):
+                    info = tarfile.TarInfo("%s/%s" % (top, name))
+                    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
+                    tar.addfile(info, io.BytesIO(data))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.rename(partial, path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        with open(path + ".sha256", "w") as fh:
+            fh.write("%s  %s\n" % (digest.hexdigest(), os.path.basename(path)))
+        return digest.hexdigest()
+
+
+def collect_containers(bundle, client, p):
+    found = []
+    if p["compose_project"]:
+        found += client.containers.list(all=True, filters={"label": "com.docker.compose.project=%s"
+                                                                     % p["compose_project"]})
+    for name in p["containers"]:
+        found.append(client.containers.get(name))
+    seen, unique = set(), []
+    for container in found:
+        if container.id not in seen:
+            seen.add(container.id)
+            unique.append(container)
+    described = [describe(c) for c in unique]
+    bundle.add("containers.json", described)
+    for container in unique:
+        bundle.attempt("inspect/%s" % container.name,
+                       lambda c=container: bundle.add("inspect/%s.json" % c.name, redact(c.attrs)))
+        bundle.attempt("logs/%s" % container.name,
+                       lambda c=container: bundle.add("logs/%s.log" % c.name,
+                                                      c.logs(tail=p["log_lines"], timestamps=True)))
+        if container.status == "running":
+            bundle.attempt("stats/%s" % container.name,
+                           lambda c=container: bundle.add("stats/%s.json" % c.name, c.stats(stream=False)))
+    return described
+
+
+def collect_postgres(bundle, p):
+    with ClientContext(p) as runner:
+        session = PsqlSession(runner, "postgres")
+        try:
+            for name, sql in POSTGRES_QUERIES.items():
+                bundle.add(name, json.loads("\n".join(session.query(sql)) or "[]"))
+        finally:
+            session.close()
+
+
+def main():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        dest=dict(type="path", required=True),
+        name=dict(type="str", default="incident"),
+        compose_project=dict(type="str"),
+        containers=dict(type="list", elements="str", default=[]),
+        log_lines=dict(type="int", default=200),
+        postgres=dict(type="bool", default=False),
+        ledgers=dict(type="list", elements="path", default=[]),
+        ledger_lines=dict(type="int", default=50),
+        health=dict(type="dict", default={}),
+        extra=dict(type="dict", default={}),
+    )
+    module = RunbookModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", p["name"]):
+        module.fail_json(msg="name=%r: use letters, digits, '.', '_' and '-' (it starts the bundle's file name)"
+                             % p["name"])
+    if p["log_lines"] < 1 or p["ledger_lines"] < 1:
+        module.fail_json(msg="log_lines and ledger_lines must be 1 or more")
+    wants_docker = bool(p["compose_project"] or p["containers"] or p["container"])
+    require_libraries(module, docker=wants_docker)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = os.path.join(p["dest"], "%s_%s.tar.gz" % (p["name"], stamp))
+    bundle = Bundle()
+    described = []
+    bundle.add("bundle.json", dict(name=p["name"], collected_at=stamp, host=os.uname()[1],
+                                   compose_project=p["compose_project"]))
+    if wants_docker and (p["compose_project"] or p["containers"]):
+        def containers():
+            described.extend(collect_containers(bundle, docker_client(p["docker_host"]), p))
+        bundle.attempt("containers", containers)
+    bundle.attempt("host", lambda: bundle.add("host.json", host_snapshot(["/", p["dest"]])))
+    if p["postgres"]:
+        bundle.attempt("postgres", lambda: collect_postgres(bundle, p))
+    for ledger in p["ledgers"]:
+        bundle.attempt("ledgers/%s" % os.path.basename(ledger),
+                       lambda f=ledger: bundle.add("ledgers/%s" % os.path.basename(f), tail(f, p["ledger_lines"])))
+    if p["health"]:
+        bundle.add("health.json", p["health"])
+    if p["extra"]:
+        bundle.add("extra.json", p["extra"])
+    failing = [c for c in described if c["state"] != "running" or c["health"] == "unhealthy"]
+    result = dict(parts=sorted(bundle.files) + (["errors.json"] if bundle.errors else []), errors=bundle.errors,
+                  containers=described, failing=failing)
+    if module.check_mode:
+        module.exit_json(changed=False, msg="check mode: would write %s" % path, **result)
+    if bundle.errors:
+        bundle.add("errors.json", bundle.errors)
+    try:
+        os.makedirs(p["dest"], mode=0o700, exist_ok=True)
+        sha256 = bundle.write(path)
+    except OSError as exc:
+        module.fail_json(msg="cannot write the bundle %s: %s; make dest writable or change it" % (path, exc), **result)
+    module.exit_json(changed=True, path=path, sha256=sha256, size=os.path.getsize(path), **result)
+
+
+if __name__ == "__main__":
+    main()
