@@ -73,17 +73,18 @@ def read_env_file(path):
 
 
 def env_file_text(lines, updates):
-    """The env file's text with ``updates`` set: changed in place where the name is there, else appended;
-    every other line (comments, secrets) kept as it was."""
-    pending = dict(updates)
+    """The env file's text with ``updates`` set: changed in place where the name is (on every line that sets
+    it: compose takes the last one), else appended; every other line (comments, secrets) kept as it was."""
+    found = set()
     out = []
     for line in lines:
         match = ENV_LINE.match(line)
-        if match and match.group(1) in pending:
-            out.append("%s=%s" % (match.group(1), pending.pop(match.group(1))))
+        if match and match.group(1) in updates:
+            found.add(match.group(1))
+            out.append("%s=%s" % (match.group(1), updates[match.group(1)]))
         else:
             out.append(line)
-    out.extend("%s=%s" % item for item in sorted(pending.items()))
+    out.extend("%s=%s" % (name, value) for name, value in sorted(updates.items()) if name not in found)
     return "\n".join(out) + "\n"
 
 

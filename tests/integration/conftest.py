@@ -425,7 +425,8 @@ class Stack:
         with open(self.env_file, "w") as fh:
             fh.write("# the project's env file, as users keep it\nSANDBOX_NAME=%s\nSANDBOX_API_PORT=%d\n"
                      "SANDBOX_POSTGRES_PORT=%d\nSTACKOPS_POSTGRES_IMAGE=%s\nSTACKOPS_PYTHON_IMAGE=%s\n"
-                     "SANDBOX_POSTGRES_PASSWORD=deploy-test-password\nAPP_VERSION=1.0.0\n" % (
+                     "SANDBOX_POSTGRES_PASSWORD=deploy-test-password\nSANDBOX_APP_DB_PASSWORD=deploy-test-password\n"
+                     "APP_VERSION=1.0.0\n" % (
                          self.name, self.port, self.pg_port, env["STACKOPS_POSTGRES_IMAGE"],
                          env["STACKOPS_PYTHON_IMAGE"]))
         self.url = "http://127.0.0.1:%d" % self.port

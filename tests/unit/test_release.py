@@ -75,3 +75,8 @@ def test_a_line_cut_by_a_crash_does_not_hide_the_others(tmp_path):
     path = tmp_path / "releases.jsonl"
     path.write_text('{"version": "1.0.0", "result": "succeeded"}\n{"version": "1.1\n{"version": "1.2.0"}\n')
     assert [e["version"] for e in _release.load_ledger(str(path))] == ["1.0.0", "1.2.0"]
+
+
+def test_a_variable_set_twice_in_the_env_file_is_changed_on_both_lines():
+    lines = ["A=1", "SECRET=old", "B=2", "SECRET=older"]
+    assert _compose.env_file_text(lines, {"SECRET": "new"}) == "A=1\nSECRET=new\nB=2\nSECRET=new\n"

@@ -25,7 +25,26 @@ DB = (os.environ.get("DATABASE_HOST", "postgres"), int(os.environ.get("DATABASE_
 FAILURE = os.environ.get("DEMO_FAILURE", "")
 
 
+def database_login():
+    """With DEMO_DB_LOGIN=1 readiness logs in to the database (so a wrong password shows), else it only connects."""
+    if os.environ.get("DEMO_DB_LOGIN") != "1":
+        return database_state(), None
+    try:
+        conn = connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        finally:
+            conn.close()
+        return "up", None
+    except Exception as exc:  # pylint: disable=broad-except
+        return "down", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def failing():
+    secret = os.environ.get("SESSION_SECRET")
+    if secret is not None and len(secret) < 16:
+        return True  # the app refuses to start with a weak session secret
     if FAILURE == "never_healthy":
         return True
     if FAILURE.startswith("unhealthy_after="):
@@ -81,9 +100,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/health/live":
             self._json(200, {"status": "alive", "uptime_seconds": round(time.time() - STARTED, 1)})
         elif path == "/health/ready":
-            state = database_state()
+            state, error = database_login()
             self._json(200 if state == "up" else 503, {"status": "ready" if state == "up" else "not_ready",
-                                                       "database": state})
+                                                       "database": state, "error": error})
         elif path == "/health":
             states = services()
             verdict = overall(states)
