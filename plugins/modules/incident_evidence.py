@@ -207,6 +207,8 @@ def host_snapshot(paths):
 
 
 def tail(path, lines):
+    if not os.path.exists(path):
+        return b"(no such file: nothing recorded there yet)\n"
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()

@@ -191,3 +191,33 @@ def test_no_value_appears_in_the_play_output_at_vvv(stack, tmp_path):
     assert new != old
     for value in (old, new):
         assert value not in out and value not in err
+
+
+def test_the_role_rotates_every_secret_once_and_records_no_value(stack, tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    host = dict(
+        ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
+        rotate_secrets_state_dir=str(tmp_path / "state"), report_ledger_path=str(ledger), report_metrics_dir="",
+        rotate_secrets_defaults=dict(project_src=stack.dir, project_name=stack.name, restart_services=["api"],
+                                     health_checks=[dict(name="ready", type="http", url=stack.url + "/health/ready")]),
+        rotate_secrets_list=[
+            dict(name="app_db_password", postgres_role="app_user", container=stack.postgres,
+                 env_files=[dict(path=stack.env_file, variable="SANDBOX_APP_DB_PASSWORD")]),
+            dict(name="session_secret", env_files=[dict(path=stack.env_file, variable="SANDBOX_SESSION_SECRET")])])
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": host}}}}}))
+    before = [env_value(stack, v) for v in ("SANDBOX_APP_DB_PASSWORD", "SANDBOX_SESSION_SECRET")]
+    rc, out, err = run_playbook(os.path.join(ROOT, "playbooks", "rotate_secrets.yml"), str(inventory), {},
+                                verbosity=3, callback="ansible.builtin.default")
+    assert rc == 0, out[-3000:]
+    after = [env_value(stack, v) for v in ("SANDBOX_APP_DB_PASSWORD", "SANDBOX_SESSION_SECRET")]
+    assert all(a != b for a, b in zip(after, before)) and ready(stack)
+    recorded = ledger.read_text()
+    for value in before + after:
+        assert value not in out and value not in err and value not in recorded
+    entry = json.loads(recorded.splitlines()[-1])
+    assert entry["operation"] == "rotate_secrets" and entry["summary"].startswith("2 of 2 rotated")
+    rc, out, _err = run_playbook(os.path.join(ROOT, "playbooks", "rotate_secrets.yml"), str(inventory), {},
+                                 callback="ansible.builtin.default")
+    assert rc == 0 and "changed=0" in out
+    assert [env_value(stack, v) for v in ("SANDBOX_APP_DB_PASSWORD", "SANDBOX_SESSION_SECRET")] == after

@@ -140,10 +140,15 @@ def migrate(status_only):
     which are pending (exit 1 when any is)."""
     conn = connect()
     with conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS app_migrations (name text PRIMARY KEY, "
-                    "applied_at timestamptz NOT NULL DEFAULT now())")
-        cur.execute("SELECT name FROM app_migrations")
-        applied = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT to_regclass('app_migrations') IS NOT NULL")
+        exists = cur.fetchone()[0]
+        if not exists and not status_only:  # the status check only reads
+            cur.execute("CREATE TABLE app_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL "
+                        "DEFAULT now())")
+        applied = set()
+        if exists:
+            cur.execute("SELECT name FROM app_migrations")
+            applied = {row[0] for row in cur.fetchall()}
     pending = [f for f in migrations() if os.path.basename(f) not in applied]
     if status_only:
         names = ", ".join(os.path.basename(path) for path in pending)
