@@ -38,7 +38,7 @@ def fingerprint(value):
 
 def generate(length, alphabet):
     characters = ALPHABETS[alphabet]
-    return "".join(random.choice(characters) for _ in range(length))
+    return "".join(random.choice(characters) for dummy in range(length))
 
 
 def scram_verifier(password, iterations=4096, salt=None):

@@ -143,8 +143,8 @@ def release_images(patterns, keep):
 
 def stopped_containers(client, labels, cutoff):
     found = []
-    for container in client.containers.list(all=True, filters={"status": ["exited", "created", "dead"],
-                                                                "label": labels}):
+    filters = {"status": ["exited", "created", "dead"], "label": labels}
+    for container in client.containers.list(all=True, filters=filters):
         state = container.attrs.get("State", {})
         stopped = parse_time(state.get("FinishedAt")) or parse_time(container.attrs.get("Created"))
         if stopped and stopped < cutoff:

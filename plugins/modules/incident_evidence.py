@@ -257,8 +257,8 @@ class Bundle:
 def collect_containers(bundle, client, p):
     found = []
     if p["compose_project"]:
-        found += client.containers.list(all=True, filters={"label": "com.docker.compose.project=%s"
-                                                                     % p["compose_project"]})
+        label = "com.docker.compose.project=%s" % p["compose_project"]
+        found += client.containers.list(all=True, filters={"label": label})
     for name in p["containers"]:
         found.append(client.containers.get(name))
     seen, unique = set(), []

@@ -110,7 +110,7 @@ def test_rotating_the_database_password_end_to_end_mirrored_to_secrets_manager(s
                           aws_access_key_id=aws.access_key, aws_secret_access_key=aws.secret_key)
     assert client.get_secret_value(SecretId="sandbox/app-db-password")["SecretString"] == new
     # the server's statement log (log_statement=all) saw the SCRAM verifier, never a password
-    server_log = subprocess.run(["docker", "logs", stack.postgres], capture_output=True, text=True).stderr
+    server_log = subprocess.run(["docker", "logs", stack.postgres], capture_output=True, text=True, check=True).stderr
     assert "ALTER ROLE \"app_user\" PASSWORD 'SCRAM-SHA-256$4096:" in server_log
     assert new not in server_log and old not in server_log
 
