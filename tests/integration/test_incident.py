@@ -30,6 +30,8 @@ def inventory(tmp_path, stack):
         incident_health_checks=[dict(name="api", type="http", url=stack.url + "/health", timeout=2),
                                 dict(name="proxy", type="container", container=stack.name + "-proxy")],
         incident_project_dir=stack.dir, incident_health_timeout=60,
+        incident_forensic_backup=True, incident_forensic_database="app",
+        incident_forensic_dest=str(tmp_path / "forensic"),
         report_ledger_path=str(tmp_path / "ledger.jsonl"), report_metrics_dir="")
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": host}}}}}))
@@ -56,6 +58,9 @@ def test_the_evidence_of_a_stopped_api_names_it_and_the_restart_brings_it_back(s
                  "stats/%s.json" % stack.postgres):
         assert part in names, (part, sorted(names))
     assert "errors.json" not in names
+    # the forensic backup was taken first, and the bundle says where it is
+    forensic = json.loads(texts[[n for n in texts if n.endswith("/extra.json")][0]])["forensic_backup"]
+    assert forensic.startswith(str(tmp_path / "forensic")) and os.path.exists(forensic)
     # the API's database password is in its environment: redacted in the inspect output
     assert all("deploy-test-password" not in text for text in texts.values())
     assert "DATABASE_PASSWORD=<redacted>" in texts[[n for n in texts if n.endswith("inspect/%s.json" % api)][0]]

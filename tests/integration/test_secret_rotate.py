@@ -221,3 +221,31 @@ def test_the_role_rotates_every_secret_once_and_records_no_value(stack, tmp_path
                                  callback="ansible.builtin.default")
     assert rc == 0 and "changed=0" in out
     assert [env_value(stack, v) for v in ("SANDBOX_APP_DB_PASSWORD", "SANDBOX_SESSION_SECRET")] == after
+
+
+def test_a_mirror_that_fails_in_the_finish_step_reverts_the_rotation(stack, tmp_path):
+    before = env_value(stack, "SANDBOX_SESSION_SECRET")
+    mirror = dict(service="secretsmanager", name="sandbox/unreachable", endpoint_url="http://127.0.0.1:9",
+                  access_key="x", secret_key="y")
+    result = run_module("secret_rotate", session_rotation(stack, tmp_path, mirror=mirror))
+    assert result["failed"] and result["reverted"] is True and "cannot mirror" in result["msg"], result["msg"]
+    assert env_value(stack, "SANDBOX_SESSION_SECRET") == before and ready(stack)
+    assert store(tmp_path, "session_secret", "pending") is None
+    assert store(tmp_path, "session_secret", "current") == before
+
+
+def test_a_secret_file_is_rotated_with_its_mode_kept(tmp_path):
+    secret_file = tmp_path / "secrets" / "api_token"
+    secret_file.parent.mkdir()
+    secret_file.write_text("first-api-token-value-0123456789\n")
+    secret_file.chmod(0o640)
+    result = run_module("secret_rotate", dict(name="api_token", state_dir=str(tmp_path / "state"),
+                                              files=[str(secret_file)], alphabet="hex", length=40))
+    assert result.get("failed") is not True and result["rotated"], result["msg"]
+    value = secret_file.read_text().strip()
+    assert len(value) == 40 and set(value) <= set("0123456789abcdef")
+    assert secret_file.stat().st_mode & 0o777 == 0o640
+    assert store(tmp_path, "api_token", "previous") == "first-api-token-value-0123456789"
+    refused = run_module("secret_rotate", dict(name="api_token", state_dir=str(tmp_path / "state"),
+                                               files=[str(secret_file)], value=value))
+    assert refused["failed"] and "is the current value" in refused["msg"] and value not in json.dumps(refused)
