@@ -126,6 +126,12 @@ def watch(checks, seconds, interval, docker_host=None):
         time.sleep(interval)
 
 
+def wait_until_up(checks, timeout, interval, docker_host=None):
+    """Wait until ``checks`` are not down (warnings allowed): the gate after a deploy or a restart. Raise ProbeFailed."""
+    return probe(dict(checks=checks, wait_for="degraded", timeout=timeout, interval=interval, success_threshold=1,
+                      failure_threshold=None, start_period=0, docker_host=docker_host))
+
+
 def probe(params, check_mode=False):
     """Run the checks (repeatedly with wait_for) and return the result; raise ProbeFailed when waiting fails."""
     docker = lazy_docker(params["docker_host"])

@@ -94,6 +94,17 @@ def tag_of(reference):
     return tag if VERSION_PATTERN.match(tag) and tag != "latest" else None
 
 
+def kept_image_ids(entries, keep):
+    """Image ids of the newest ``keep`` good releases (by version) of a ledger: what a rollback may need."""
+    kept, versions = set(), []
+    for entry in reversed(entries):
+        if entry.get("result") == GOOD and (entry.get("version") in versions or len(versions) < keep):
+            if entry.get("version") not in versions:
+                versions.append(entry.get("version"))
+            kept.update(i.get("id") for i in (entry.get("images") or {}).values())
+    return kept
+
+
 def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -154,9 +165,8 @@ class Deployer:
 
     def gate(self, checks):
         """Wait until ``checks`` are healthy (warnings allowed). Raise ProbeFailed."""
-        return _health.probe(dict(checks=checks, wait_for="degraded", timeout=self.params["health_timeout"],
-                                  interval=self.params["health_interval"], success_threshold=1, failure_threshold=None,
-                                  start_period=0, docker_host=self.params["docker_host"]))
+        return _health.wait_until_up(checks, self.params["health_timeout"], self.params["health_interval"],
+                                     self.params["docker_host"])
 
     def monitor(self, checks, seconds):
         """Watch ``checks`` for ``seconds`` (at least one round); raise ProbeFailed when a round is down."""
@@ -217,11 +227,7 @@ class Deployer:
         stopped one) uses them. Failed releases' images stay for whoever investigates, adopted ones were not
         deployed by us. Returns the image references removed."""
         good = [e for e in entries if e.get("result") == GOOD]
-        keep_ids, versions = set(), []
-        for entry in reversed(good):
-            if entry["version"] not in versions and len(versions) < keep:
-                versions.append(entry["version"])
-                keep_ids.update(i["id"] for i in entry.get("images", {}).values())
+        keep_ids = kept_image_ids(entries, keep)
         client = self.project.client
         in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
         removed = []

@@ -16,7 +16,6 @@ import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _lock
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._lock import exclusive_lock
 
 LOCK_FILE = ".stackops-runbook.lock"
 READ_SIZE = 1024 * 1024
@@ -231,7 +230,7 @@ class LocalStorage(_Storage):
         message = ("another backup run holds the lock on %s (%%(path)s)%%(waited)s. Wait for it to finish, "
                    "or set lock_timeout to wait for it." % self.directory.replace("%", "%%"))
         try:
-            with exclusive_lock(self.path(LOCK_FILE), timeout, message):
+            with _lock.exclusive_lock(self.path(LOCK_FILE), timeout, message):
                 yield
         except _lock.LockBusy as exc:
             raise LockBusy(str(exc))

@@ -534,11 +534,12 @@ def validate(p):
         if not rel.IMAGE_PATTERN.match(str(reference)):
             raise ComposeError("images.%s=%r is not an image reference such as registry.example.com/api:1.5.0"
                                % (service, reference))
-    try:
-        _health.validate(dict(checks=p["health_checks"] or [dict(name="-", type="disk", path="/")], timeout=1,
-                              success_threshold=1, failure_threshold=None, interval=1, start_period=0))
-    except _health.ProbeFailed as exc:
-        raise ComposeError("health_checks: %s" % exc)
+    if p["health_checks"]:  # none is fine: the new containers themselves are always checked
+        try:
+            _health.validate(dict(checks=p["health_checks"], timeout=p["health_timeout"], success_threshold=1,
+                                  failure_threshold=None, interval=p["health_interval"], start_period=0))
+        except _health.ProbeFailed as exc:
+            raise ComposeError("health_checks: %s" % exc)
 
 
 if __name__ == "__main__":

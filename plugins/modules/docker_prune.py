@@ -132,12 +132,7 @@ def release_images(patterns, keep):
     kept = set()
     for pattern in patterns:
         for path in sorted(glob.glob(pattern)) or ([pattern] if not glob.has_magic(pattern) else []):
-            versions = []
-            for entry in reversed(_release.load_ledger(path)):
-                if entry.get("result") == _release.GOOD and len(versions) < keep:
-                    if entry.get("version") not in versions:
-                        versions.append(entry.get("version"))
-                    kept.update(i.get("id") for i in (entry.get("images") or {}).values())
+            kept |= _release.kept_image_ids(_release.load_ledger(path), keep)
     return kept
 
 

@@ -247,7 +247,8 @@ class Rotation:
         self.module = module
         self.p = module.params
         self.store = sec.VersionStore(self.p["state_dir"], self.p["name"])
-        self.done, self.targets, self.health = [], [], None
+        self.done, self.health = [], None
+        self.container_address = None  # found once, on the first login test
 
     # ------------------------------------------------------------ targets
 
@@ -293,15 +294,15 @@ class Rotation:
         PostgreSQL image trusts connections over loopback (initdb's default), so 127.0.0.1 would prove nothing."""
         if self.p["test_login_host"] or self.p["login_host"] or not self.p["container"]:
             return self.p["test_login_host"] or self.p["login_host"]
-        if not hasattr(self, "_container_address"):
+        if self.container_address is None:
             networks = docker_client(self.p["docker_host"]).api.inspect_container(self.p["container"])[
                 "NetworkSettings"].get("Networks") or {}
             addresses = [n.get("IPAddress") for n in networks.values() if n.get("IPAddress")]
             if not addresses:
                 raise sec.SecretError("container %s has no network address to test the login on: set test_login_host"
                                       % self.p["container"])
-            self._container_address = addresses[0]
-        return self._container_address
+            self.container_address = addresses[0]
+        return self.container_address
 
     def logs_in(self, password):
         """Whether the role logs in with ``password`` over TCP (so the password is really checked)."""
@@ -333,9 +334,7 @@ class Rotation:
         project.run(["up", "-d", "--no-deps"] + self.p["restart_services"], what="recreating the services")
         if not self.p["health_checks"]:
             return None
-        return _health.probe(dict(checks=self.p["health_checks"], wait_for="degraded",
-                                  timeout=self.p["health_timeout"], interval=1, success_threshold=1,
-                                  failure_threshold=None, start_period=0, docker_host=self.p["docker_host"]))
+        return _health.wait_until_up(self.p["health_checks"], self.p["health_timeout"], 1, self.p["docker_host"])
 
     # ------------------------------------------------------------ steps
 

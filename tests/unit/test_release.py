@@ -80,3 +80,10 @@ def test_a_line_cut_by_a_crash_does_not_hide_the_others(tmp_path):
 def test_a_variable_set_twice_in_the_env_file_is_changed_on_both_lines():
     lines = ["A=1", "SECRET=old", "B=2", "SECRET=older"]
     assert _compose.env_file_text(lines, {"SECRET": "new"}) == "A=1\nSECRET=new\nB=2\nSECRET=new\n"
+
+
+def test_the_images_kept_are_those_of_the_newest_good_releases_by_version():
+    ledger = [release("1.0.0", "a"), release("1.1.0", "b"), release("1.2.0", "c", result="rolled_back"),
+              release("1.1.0", "b2"), release("1.3.0", "d")]
+    assert _release.kept_image_ids(ledger, 2) == {"sha256:d", "sha256:b2", "sha256:b"}
+    assert _release.kept_image_ids(ledger, 1) == {"sha256:d"}
