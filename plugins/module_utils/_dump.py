@@ -59,8 +59,8 @@ def pg_dumpall_argv(globals_only):
 
 def _disk_error(exc, path):
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DumpError("the destination is full (%s) while writing %s; the partial file was removed and "
-                         "older backups are untouched. Free space or choose another dest." % (exc.strerror, path))
+        return DumpError("the destination is full (%s) while writing %s; the partial file was removed. Free space "
+                         "or choose another dest" % (exc.strerror, path))
     return DumpError("cannot write %s: %s" % (path, exc))
 
 

@@ -14,15 +14,39 @@ import os
 import time
 
 
-class LockBusy(Exception):
+class LockError(Exception):
+    """The lock could not be taken; the message says why and what to do."""
+
+
+class LockBusy(LockError):
     """Another run holds the lock."""
+
+
+def _open_lock_file(path):
+    """The lock file, created 0600 if missing, never through a symbolic link (a link planted there would
+    make us truncate and write whatever it points to)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockError("the lock file %s is a symbolic link; refusing to follow it. Remove the link (it was "
+                            "not made by stackops.runbook) and run again" % path)
+        if exc.errno == errno.EROFS:
+            raise LockError("cannot create the lock file %s: the file system is read-only. Mount it read-write, or "
+                            "choose another directory" % path)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise LockError("cannot create the lock file %s: permission denied. Run as a user that may write there "
+                            "(become), or choose another directory" % path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise LockError("cannot create the lock file %s: no space left. Free space there and run again" % path)
+        raise LockError("cannot open the lock file %s: %s" % (path, exc.strerror or exc))
 
 
 @contextlib.contextmanager
 def exclusive_lock(path, timeout=0, busy_message="another run holds the lock %(path)s"):
     """Hold the lock on ``path`` (created 0600); wait up to ``timeout`` seconds, then raise LockBusy with
     ``busy_message`` (``%(path)s`` and ``%(waited)s`` are filled in). The file records the holder's pid."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_lock_file(path)
     deadline = time.monotonic() + (timeout or 0)
     try:
         while True:

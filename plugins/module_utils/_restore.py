@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
+import tempfile
+import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
@@ -21,6 +24,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     HashingFile,
     LocalStorage,
     S3Storage,
+    in_future,
     s3_argument_spec,
 )
 
@@ -58,9 +62,13 @@ def find_backup(storage, backup, label, kind="database"):
     """The manifest of ``backup``: ``latest`` (of ``label``), a backup name, a file path or an S3 key."""
     if backup in (None, "latest"):
         entries = storage.list_backups(label, kind=kind)
-        if not entries:
-            raise RestoreError("no backup of %s found in %s" % (label, storage.location("")))
-        return entries[-1].manifest
+        usable = [e for e in entries if not in_future(e)]
+        if not usable:
+            future = ", ".join(e.name for e in entries)
+            raise RestoreError("no backup of %s found in %s%s" % (label, storage.location(""), (
+                " (only backups dated in the future: %s; check the clocks, or name one as backup)" % future)
+                if future else ""))
+        return usable[-1].manifest
     if isinstance(storage, S3Storage) and "/" in backup.strip("/"):
         base = storage.key("")
         if not backup.startswith(base):
@@ -147,6 +155,49 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
         raise CommandError(argv, rc, err)
 
 
+def archive_tables(runner, storage, manifest):
+    """The tables ("schema.table") whose data a custom or directory archive holds, from ``pg_restore --list``."""
+    if manifest["format"] == "directory":
+        source = storage.path(manifest["file"])
+        if runner.kind == "container":
+            # the table of contents is all pg_restore --list reads: copy just toc.dat in
+            inside = "/tmp/stackops-toc-%s" % manifest["name"]
+            toc_dir = tempfile.mkdtemp(prefix="stackops-toc-")
+            try:
+                shutil.copyfile(os.path.join(source, "toc.dat"), os.path.join(toc_dir, "toc.dat"))
+                _put_directory(runner, toc_dir, inside)
+            finally:
+                shutil.rmtree(toc_dir, ignore_errors=True)
+            source = inside
+        argv = ["pg_restore", "--list", source]
+        try:
+            rc, out, err = runner.run(argv)
+        finally:
+            if runner.kind == "container":
+                runner.run(["rm", "-rf", source])
+    else:
+        argv = ["pg_restore", "--list"]
+        rc, out, err = runner.run(argv, input_chunks=decompressed_chunks(
+            manifest["compression"], storage.open_chunks(manifest["file"])))
+    if rc != 0:
+        raise CommandError(argv, rc, err)
+    tables = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith(";") or " TABLE DATA " not in line:
+            continue
+        schema_and_name = line.split(" TABLE DATA ", 1)[1].rsplit(" ", 1)[0]  # "public users" (owner cut)
+        schema, _sep, name = schema_and_name.partition(" ")
+        tables.append("%s.%s" % (schema, name))
+    return sorted(tables)
+
+
+def missing_tables(wanted, in_archive):
+    """The names of ``wanted`` (``schema.table`` or ``table``, exactly as pg_restore -t matches) that are not
+    in the archive."""
+    names = {t.split(".", 1)[1] for t in in_archive}
+    return [t for t in wanted if t not in in_archive and ("." in t or t not in names)]
+
+
 def compare_counts(expected, actual):
     """{table: {"expected": n, "restored": m}} for every table whose counts differ or that is missing."""
     differences = {}
@@ -176,8 +227,13 @@ class Admin:
             "'client', client_addr::text, 'state', state) " + self.SESSIONS_OF % literal(database))
         return [json.loads(row) for row in rows if row.strip()]
 
-    def terminate(self, database):
+    def terminate(self, database, wait=10):
+        """End the client sessions of ``database`` and wait (up to ``wait`` seconds) until they are gone:
+        pg_terminate_backend only signals, and a rename or drop right after it would find them still there."""
         self.session.query("SELECT pg_terminate_backend(pid) " + self.SESSIONS_OF % literal(database))
+        deadline = time.monotonic() + wait
+        while self.other_sessions(database) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def create(self, database):
         self.session.query("CREATE DATABASE %s;" % ident(database))

@@ -97,10 +97,10 @@ def _widen_pipe(stream):
 class LocalStream:
     """A local process whose stdout we stream."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, pass_fds=()):
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=env, pass_fds=pass_fds)
         _widen_pipe(self.proc.stdout)
         self._stderr = BoundedBuffer()
         self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
@@ -124,10 +124,10 @@ class LocalStream:
 class LocalSession:
     """An interactive local process (psql) we write to and read lines from."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, pass_fds=()):
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=env, pass_fds=pass_fds)
         self._stderr = BoundedBuffer()
         self._stderr_thread = threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True)
         self._stderr_thread.start()
@@ -164,10 +164,11 @@ class LocalRunner:
 
     kind = "host"
 
-    def __init__(self, env=None, bin_dir=None):
+    def __init__(self, env=None, bin_dir=None, pass_fds=()):
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.bin_dir = bin_dir
+        self.pass_fds = tuple(pass_fds)  # the passfile's descriptor: children read it as /dev/fd/N
 
     def _argv(self, argv):
         if self.bin_dir and not os.path.isabs(argv[0]):
@@ -181,13 +182,13 @@ class LocalRunner:
                    for d in self.env.get("PATH", os.defpath).split(os.pathsep))
 
     def stream(self, argv):
-        return LocalStream(self._argv(argv), self.env)
+        return LocalStream(self._argv(argv), self.env, self.pass_fds)
 
     def session(self, argv):
-        return LocalSession(self._argv(argv), self.env)
+        return LocalSession(self._argv(argv), self.env, self.pass_fds)
 
     def feed(self, argv):
-        return LocalFeed(self._argv(argv), self.env)
+        return LocalFeed(self._argv(argv), self.env, self.pass_fds)
 
     def run(self, argv, input_chunks=None):
         return run_fed(self.feed(argv), input_chunks)
@@ -211,10 +212,10 @@ class LocalFeed:
     stops reading early (pg_restore --list reads only the table of contents) is not an error here:
     further writes are dropped and its exit code judges it."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, pass_fds=()):
         self.argv = argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env)
+                                     env=env, pass_fds=pass_fds)
         self.accepting = True
         self._out = _Collected()
         self._err = BoundedBuffer()

@@ -6,6 +6,7 @@ client runner (host or container), and a psql session used for versions, snapsho
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -63,10 +64,15 @@ def _passfile_escape(value):
     return value.replace("\\", "\\\\").replace(":", "\\:")
 
 
-def libpq_env(params, secrets_dir=None):
+def passfile_line(password):
+    return "*:*:*:*:%s\n" % _passfile_escape(password)
+
+
+def libpq_env(params, secrets_dir=None, passfile=None, connect_timeout=10):
     """The libpq environment for the connection options. On the host the password goes to a 0600
-    passfile in ``secrets_dir``; inside a container it goes to the exec's environment. Never argv."""
-    env = {"PGAPPNAME": "stackops.runbook", "PGCONNECT_TIMEOUT": "10"}
+    passfile: ``passfile`` (a path the caller made, see SecretFile) or a new one in ``secrets_dir``;
+    inside a container it goes to the exec's environment. Never argv."""
+    env = {"PGAPPNAME": "stackops.runbook", "PGCONNECT_TIMEOUT": str(max(1, int(connect_timeout)))}
     if params.get("login_host"):
         env["PGHOST"] = params["login_host"]
     elif params.get("login_unix_socket"):
@@ -84,33 +90,112 @@ def libpq_env(params, secrets_dir=None):
         if params.get("container"):
             env["PGPASSWORD"] = password
         else:
-            passfile = os.path.join(secrets_dir, "pgpass")
-            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write("*:*:*:*:%s\n" % _passfile_escape(password))
+            if passfile is None:
+                passfile = os.path.join(secrets_dir, "pgpass")
+                fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(passfile_line(password))
             env["PGPASSFILE"] = passfile
     return env
 
 
-class ClientContext:
-    """The runner for the client programs plus a private directory for the passfile; use as a
-    context manager so the passfile never outlives the task."""
+SECRET_DIR_PREFIX = "stackops-runbook-"
 
-    def __init__(self, params):
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def sweep_secret_dirs(tmpdir=None):
+    """Remove the secret directories of runs that died (SIGKILL, OOM, a lost SSH connection) before they
+    could clean up: ``stackops-runbook-PID-*`` whose process is gone, and the pid-less ones earlier
+    versions made. Returns the paths removed."""
+    tmpdir = tmpdir or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmpdir)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(SECRET_DIR_PREFIX):
+            continue
+        path = os.path.join(tmpdir, name)
+        owner = name[len(SECRET_DIR_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and _pid_alive(int(owner)):
+            continue
+        if os.path.isdir(path) and not os.path.islink(path) and os.stat(path).st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+class SecretFile:
+    """A small secret (a passfile) that child processes read by path and that never outlives this process.
+
+    On Linux it is a memfd: no name in any filesystem, gone with the last process holding it, even after
+    SIGKILL; children get the descriptor (``fds``) and read it as ``/dev/fd/N``. Elsewhere it is a 0600 file
+    in a directory named for this process, which ``sweep_secret_dirs`` removes once the process is gone."""
+
+    def __init__(self, data):
+        self.fd = None
+        self.directory = None
+        if hasattr(os, "memfd_create"):
+            try:
+                self.fd = os.memfd_create("stackops-runbook-secret")
+            except OSError:
+                self.fd = None
+        if self.fd is not None:
+            os.fchmod(self.fd, 0o600)  # libpq ignores a passfile that others could read
+            os.write(self.fd, data.encode())
+            self.path = "/dev/fd/%d" % self.fd
+        else:
+            self.directory = tempfile.mkdtemp(prefix="%s%d-" % (SECRET_DIR_PREFIX, os.getpid()))
+            self.path = os.path.join(self.directory, "secret")
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+
+    @property
+    def fds(self):
+        return (self.fd,) if self.fd is not None else ()
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
+class ClientContext:
+    """The runner for the client programs plus the passfile it reads; use as a context manager so the
+    passfile never outlives the task (and, being a memfd, not even a killed task)."""
+
+    def __init__(self, params, connect_timeout=10):
         self.params = params
-        self.secrets_dir = None
+        self.connect_timeout = connect_timeout
+        self.secret = None
         self.runner = None
 
     def __enter__(self):
-        self.secrets_dir = tempfile.mkdtemp(prefix="stackops-runbook-")
+        sweep_secret_dirs()
         try:
-            env = libpq_env(self.params, self.secrets_dir)
+            password = self.params.get("login_password")
+            if password and not self.params.get("container"):
+                self.secret = SecretFile(passfile_line(password))
+            env = libpq_env(self.params, passfile=self.secret.path if self.secret else None,
+                            connect_timeout=self.connect_timeout)
             if self.params.get("container"):
                 client = docker_client(self.params.get("docker_host"))
                 self.runner = ContainerRunner(client, self.params["container"], self.params.get("container_user"),
                                               env)
             else:
-                self.runner = LocalRunner(env, self.params.get("bin_dir"))
+                self.runner = LocalRunner(env, self.params.get("bin_dir"), self.secret.fds if self.secret else ())
         except BaseException:
             self._remove_secrets()
             raise
@@ -121,9 +206,9 @@ class ClientContext:
         return False
 
     def _remove_secrets(self):
-        if self.secrets_dir:
-            shutil.rmtree(self.secrets_dir, ignore_errors=True)
-            self.secrets_dir = None
+        if self.secret is not None:
+            self.secret.close()
+            self.secret = None
 
 
 def client_version(runner, program):
@@ -153,6 +238,9 @@ class PsqlSession:
 
     def query(self, sql):
         """Run ``sql``; return the output lines."""
+        if self.closed:
+            # psql stops at the first error (ON_ERROR_STOP): a caller that goes on needs a new session
+            raise PostgresError("the psql session ended at an earlier error; nothing more was sent on it")
         try:
             self.proc.write(("%s\n\\echo %s\n" % (sql, SENTINEL)).encode())
         except OSError:

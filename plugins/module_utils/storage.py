@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import os
 import shutil
@@ -38,7 +39,7 @@ def s3_argument_spec():
             prefix=dict(type="str", default=""),
             endpoint_url=dict(type="str"),
             region=dict(type="str"),
-            access_key=dict(type="str", no_log=True),
+            access_key=dict(type="str", no_log=False),
             secret_key=dict(type="str", no_log=True),
             session_token=dict(type="str", no_log=True),
             sse=dict(type="str", choices=["AES256", "aws:kms"]),
@@ -73,21 +74,40 @@ class BackupEntry:
                     compression=m.get("compression"), tag=m.get("tag"), verified=self.verified)
 
 
-def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):
+# how far ahead of this host's clock a backup's time may be and still count as made now
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+def in_future(entry, now=None):
+    """Whether ``entry`` is dated later than now (beyond CLOCK_SKEW): a clock that was wrong, or a copied file."""
+    return entry.when > (now or datetime.datetime.now(datetime.timezone.utc)) + CLOCK_SKEW
+
+
+def future_dated(entries, now=None):
+    """The backups dated in the future, as dicts saying so, for results and warnings."""
+    return [dict(name=e.name, location=e.location, time=mf.isoformat(e.when),
+                 reason="dated in the future (this host's clock says %s): never counted as newer, never pruned; "
+                        "check the clocks, then remove or rename it" % mf.isoformat(
+                            now or datetime.datetime.now(datetime.timezone.utc)))
+            for e in entries if in_future(e, now)]
+
+
+def select_for_pruning(entries, keep_days=None, keep_last=None, now=None, keep=()):
     """The backups that retention removes, each with the reason.
 
     A backup is kept while it is among the ``keep_last`` newest *or* younger than ``keep_days``; with
     only one of the two set, only that one counts; with neither, nothing is removed. The newest
-    verified backup is always kept, whatever its age.
+    verified backup is always kept, whatever its age, and so are the backups named in ``keep`` (the one
+    this run made). Backups dated in the future are never counted as newer and never removed.
     """
     if keep_days is None and keep_last is None:
         return []
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    ordered = sorted(entries, key=lambda e: e.when, reverse=True)
+    ordered = sorted((e for e in entries if not in_future(e, now)), key=lambda e: e.when, reverse=True)
     newest_verified = next((e for e in ordered if e.verified), None)
     pruned = []
     for index, entry in enumerate(ordered):
-        if entry is newest_verified:
+        if entry is newest_verified or entry.name in keep:
             continue
         if keep_last is not None and index < keep_last:
             continue
@@ -103,16 +123,19 @@ def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):
     return pruned
 
 
-def apply_retention(storage, label, kind, params, check_mode, new_entry=None):
+def apply_retention(storage, label, kind, params, check_mode, new_entry=None, current=None, future=None):
     """Remove (in check mode, only list) the backups of ``label`` and ``kind`` that retention lets go of
-    (``params`` holds keep_days and keep_last). ``new_entry`` counts a backup check mode would make."""
+    (``params`` holds keep_days and keep_last). ``new_entry`` counts a backup check mode would make;
+    ``current`` names the backup this run made, which is never removed; backups dated in the future are
+    appended to the list ``future`` (when given) instead."""
     entries = storage.list_backups(label, kind)
     if new_entry is not None:
         entries.append(new_entry)
+    if future is not None:
+        future.extend(f for f in future_dated(entries) if f["name"] not in {x["name"] for x in future})
+    keep = {e.name for e in (new_entry,) if e is not None} | ({current} if current else set())
     pruned = []
-    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"]):
-        if entry is new_entry:
-            continue
+    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"], keep=keep):
         if not check_mode:
             storage.remove(entry)
         pruned.append(dict(name=entry.name, location=entry.location, reason=reason))
@@ -234,6 +257,8 @@ class LocalStorage(_Storage):
                 yield
         except _lock.LockBusy as exc:
             raise LockBusy(str(exc))
+        except _lock.LockError as exc:
+            raise StorageError(str(exc))
 
     def write_file_atomic(self, file_name, data):
         """Write a small file (a manifest) under its final name, whole or not at all."""
@@ -267,6 +292,28 @@ class LocalStorage(_Storage):
         """Give a complete, fsynced backup (file or directory) its final name."""
         os.rename(partial_path, final_path)
         _fsync_dir(self.directory)
+
+    def publish(self, partial_path, manifest):
+        """Give a complete, verified backup its final name, then write its manifest last. When either step
+        fails, nothing of the backup stays (without its manifest it would not count as one)."""
+        final = self.path(manifest["file"])
+        manifest_name = mf.manifest_file_name(manifest["name"])
+        try:
+            self.commit(partial_path, final)
+            self.write_file_atomic(manifest_name, mf.dumps(manifest))
+        except OSError as exc:
+            self.remove_path(partial_path)
+            self.remove_path(final)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise StorageError("%s while writing %s in %s, so the backup was removed (without its manifest it "
+                               "is not a backup). %s" % (
+                                   "the destination is full (%s)" % exc.strerror if full else exc.strerror or exc,
+                                   manifest_name, self.directory,
+                                   "Free space there or choose another dest" if full else "Fix the destination"))
+        except BaseException:
+            self.remove_path(final)
+            raise
+        return final
 
     def read_manifest(self, name):
         try:

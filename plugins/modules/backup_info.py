@@ -97,6 +97,14 @@ fresh:
   returned: always
   type: bool
   sample: true
+future_backups:
+  description:
+    - Backups dated later than this host's clock (beyond five minutes of skew). They are never the latest and
+      never make a database look fresh; each is also reported as a warning.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
 age_seconds:
   description: Age of the newest latest backup (of O(database) when given); null when there is none.
   returned: always
@@ -125,6 +133,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
     LocalStorage,
     S3Storage,
     StorageError,
+    future_dated,
+    in_future,
     s3_argument_spec,
 )
 
@@ -152,7 +162,7 @@ def main():
     )
     p = module.params
     if p["database"] is not None and not mf.is_safe_name(p["database"]):
-        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
+        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only, without '..'"
                              % p["database"])
     max_age = None
     if p["max_age"] is not None:
@@ -173,9 +183,13 @@ def main():
 
     latest = {}
     for entry in entries:  # oldest first, so the last one seen per label is its latest
-        latest[mf.parse_name(entry.name)[0]] = entry
+        if not in_future(entry, now):  # a wrong clock's backup is never the latest
+            latest[mf.parse_name(entry.name)[0]] = entry
     result = dict(changed=False, backups=[describe(e, now) for e in entries],
-                  latest={label: describe(e, now) for label, e in latest.items()}, verified=[])
+                  latest={label: describe(e, now) for label, e in latest.items()}, verified=[],
+                  future_backups=future_dated(entries, now))
+    for item in result["future_backups"]:
+        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
     newest = max(latest.values(), key=lambda e: e.when, default=None)
     result["age_seconds"] = int((now - newest.when).total_seconds()) if newest else None
 

@@ -503,7 +503,7 @@ def main():
                                       "finish, or set lock_timeout"):
                 result = deploy(module, project, deployer) if p["state"] == "present" else \
                     roll_back(module, project, deployer)
-    except (ComposeError, ContainerError, _lock.LockBusy) as exc:
+    except (ComposeError, ContainerError, _lock.LockError) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except rel.ReleaseFailed as exc:
         module.fail_json(msg=str(exc), **exc.result)

@@ -198,6 +198,14 @@ s3_uri:
   returned: when O(s3) is set and not check mode
   type: str
   sample: s3://backups/prod/postgres/app_20261122T030000Z.dump.zst
+future_backups:
+  description:
+    - Backups dated later than this host's clock (beyond five minutes of skew): never counted as newer, never
+      pruned, each also reported as a warning. A wrong clock or a copied file; check the clocks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
 pruned:
   description: The backups retention removed (or would remove, in check mode), locally and in S3.
   returned: always
@@ -315,7 +323,7 @@ def validate(module):
                              % (", ".join(chosen) or "none"))
     if p["database"] is not None and not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r cannot be used: it becomes part of the backup file name, so it may only "
-                             "hold letters, digits, '_', '.' and '-' (no path separators or shell characters)"
+                             "hold letters, digits, '_', '.' and '-', without '..' (no path separators or shell characters)"
                              % p["database"])
     if not os.path.isabs(p["dest"]):
         module.fail_json(msg="dest=%r must be an absolute path" % p["dest"])
@@ -437,7 +445,7 @@ class BackupRun:
 
     def run(self, pg_dump_version):
         plan, local, p = self.plan, self.local, self.params
-        result = dict(removed_partials=[], pruned=[])
+        result = dict(removed_partials=[], pruned=[], future_backups=[])
         local.ensure()
         with local.lock(p["lock_timeout"]):
             plan.claim_name(local)
@@ -450,25 +458,21 @@ class BackupRun:
                 partial, facts = self.dump(session)
             finally:
                 session.close()
-            final = local.path(plan.file_name)
-            local.commit(partial, final)
             manifest = self.describe(server_version, pg_dump_version, facts)
-            try:
-                local.write_file_atomic(mf.manifest_file_name(plan.name), mf.dumps(manifest))
-            except BaseException:
-                local.remove_path(final)  # without its manifest it is not a backup: never leave it looking like one
-                raise
+            final = local.publish(partial, manifest)
             result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
                           sha256=manifest["sha256"], size=manifest["size"])
             try:
-                result["pruned"] += apply_retention(local, plan.label, plan.kind, p, False)
+                result["pruned"] += apply_retention(local, plan.label, plan.kind, p, False, current=plan.name,
+                                                    future=result["future_backups"])
             except StorageError as exc:
                 raise KeptBackupError("retention failed: %s" % exc, result)
         if p["s3"]:
             try:
                 s3 = S3Storage(p["s3"])
                 result["s3_uri"] = s3.upload_backup(local, manifest)
-                result["pruned"] += apply_retention(s3, plan.label, plan.kind, p, False)
+                result["pruned"] += apply_retention(s3, plan.label, plan.kind, p, False, current=plan.name,
+                                                    future=result["future_backups"])
             except StorageError as exc:
                 raise KeptBackupError("offsite copy failed: %s" % exc, result)
         return result
@@ -506,8 +510,9 @@ def check_mode_plan(module, plan):
     p = module.params
     local = LocalStorage(p["dest"])
     new_entry = BackupEntry(plan.name, plan.started, {"verified": True}, local.path(plan.file_name))
-    pruned = apply_retention(local, plan.label, plan.kind, p, True, new_entry)
-    return dict(changed=True, path=local.path(plan.file_name),
+    future = []
+    pruned = apply_retention(local, plan.label, plan.kind, p, True, new_entry, future=future)
+    return dict(changed=True, path=local.path(plan.file_name), future_backups=future,
                 manifest_path=local.path(mf.manifest_file_name(plan.name)), pruned=pruned, removed_partials=[],
                 format=plan.format, compression=plan.compression,
                 msg="check mode: would write %s and remove %d old backup(s)" % (plan.file_name, len(pruned)))
@@ -538,6 +543,8 @@ def main():
     except (CommandError, _dump.DumpError, PostgresError, ContainerError, StorageError) as exc:
         module.fail_json(msg="backup of %s failed: %s. Nothing was kept and older backups are untouched."
                              % (plan.label, exc), duration=round(time.monotonic() - started, 3))
+    for item in result.get("future_backups") or []:
+        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
     result["duration"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 

@@ -13,7 +13,9 @@ description:
     into a database, and proves it by comparing the restored per-table row counts with the manifest's.
   - The backup's sha256 is checked before anything is touched; a mismatch stops with no change made.
   - The backup is restored into a scratch database first; only when it restored and its row counts match does
-    it replace the target (drop, then rename). A failed restore leaves the target as it was.
+    it replace the target: the target is renamed aside (C(TARGET__previous)), the restored copy takes its name,
+    and only then is the old one dropped; a failed rename puts the old one back. A failed restore leaves the
+    target as it was, and a leftover of an earlier run is never dropped while the target is missing.
   - Replacing an existing database needs O(confirm) set to its name, and refuses while other sessions are
     connected to it unless O(terminate_connections) is set.
   - With O(tables), restores only those tables (custom and directory archives) into the existing target.
@@ -147,8 +149,11 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
     RestoreError,
+    archive_tables,
     backup_source_argument_spec,
     compare_counts,
+    ident,
+    missing_tables,
     find_backup,
     open_storage,
     restore_into,
@@ -165,6 +170,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
+PREVIOUS_SUFFIX = "__previous"  # the target, set aside until the restored copy has its name
 
 
 def argument_spec():
@@ -186,7 +192,7 @@ def validate(module):
     p = module.params
     for key in ("target_database", "database"):
         if p[key] is not None and (not mf.is_safe_name(p[key]) or len(p[key]) > 63 - len(SCRATCH_SUFFIX)):
-            module.fail_json(msg="%s=%r cannot be used: letters, digits, '_', '.' and '-' only, at most %d characters"
+            module.fail_json(msg="%s=%r cannot be used: letters, digits, '_', '.' and '-' only, without '..', at most %d characters"
                                  % (key, p[key], 63 - len(SCRATCH_SUFFIX)))
     if p["jobs"] is not None and p["jobs"] < 1:
         module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
@@ -217,6 +223,12 @@ class Restore:
             verify_backup(local, manifest, self.runner)
         except DumpError as exc:
             self.fail("the backup does not match its manifest, so nothing was changed: %s" % exc)
+        if p["tables"]:
+            in_archive = archive_tables(self.runner, local, manifest)
+            missing = missing_tables(p["tables"], in_archive)
+            if missing:
+                self.fail("tables %s are not in %s (names match exactly, case included), so nothing was changed. "
+                          "The archive has: %s" % (", ".join(missing), manifest["name"], ", ".join(in_archive)))
         admin = Admin(self.runner)
         try:
             return self._restore(admin, local, manifest, target)
@@ -257,9 +269,10 @@ class Restore:
         return self.result
 
     def _restore_whole(self, admin, local, manifest, target, exists):
-        """Restore into a scratch database; only a restore whose counts match replaces the target."""
+        """Restore into a scratch database; only a restore whose counts match replaces the target, and the
+        target is dropped only once the restored copy carries its name."""
         scratch = target + SCRATCH_SUFFIX
-        admin.drop(scratch)  # a leftover of a run that died
+        self._clear_leftovers(admin, target, exists)
         admin.create(scratch)
         try:
             restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"])
@@ -271,18 +284,84 @@ class Restore:
                 raise RestoreError("the restored row counts differ from the manifest (%s); %s was not touched"
                                    % (", ".join("%s: %s expected, %s restored" % (t, d["expected"], d["restored"])
                                                 for t, d in differences.items()), target))
-            if exists:
-                if self.p["terminate_connections"]:
-                    admin.terminate(target)
-                elif admin.other_sessions(target):
-                    raise RestoreError("sessions connected to %s while it was being restored; it was not touched. "
-                                       "Stop the application or set terminate_connections: true" % target)
-                admin.drop(target)
-            admin.rename(scratch, target)
         except BaseException:
-            admin.drop(scratch)
+            _drop_quietly(self.runner, scratch)  # the target was not touched: the scratch copy is all there is
             raise
+        self._swap(admin, scratch, target, exists)
         return counts
+
+    def _clear_leftovers(self, admin, target, exists):
+        """Drop what an earlier run left, but never a copy that may be the only one of the data."""
+        for leftover in (target + SCRATCH_SUFFIX, target + PREVIOUS_SUFFIX):
+            if not admin.exists(leftover):
+                continue
+            if not exists:
+                raise RestoreError(
+                    "%s does not exist but %s, left by an earlier run, does: it may hold the only copy of the data, "
+                    "so nothing was changed. Look at it, then rename it back (ALTER DATABASE %s RENAME TO %s) or "
+                    "drop it, and run again" % (target, leftover, ident(leftover), ident(target)))
+            admin.terminate(leftover)
+            admin.drop(leftover)
+
+    def _swap(self, admin, scratch, target, exists):
+        """scratch -> target. With an existing target: target -> TARGET__previous, scratch -> target, and only
+        then drop the previous one; a failed rename puts the previous one back."""
+        admin.terminate(scratch)  # nobody but us has business in the scratch database
+        if not exists:
+            admin.rename(scratch, target)
+            return
+        previous = target + PREVIOUS_SUFFIX
+        if self.p["terminate_connections"]:
+            admin.terminate(target)
+        elif admin.other_sessions(target):
+            _drop_quietly(self.runner, scratch)
+            raise RestoreError("sessions connected to %s while it was being restored; it was not touched. "
+                               "Stop the application or set terminate_connections: true" % target)
+        try:
+            admin.rename(target, previous)
+        except (CommandError, PostgresError) as exc:
+            _drop_quietly(self.runner, scratch)
+            raise RestoreError("%s could not be set aside (%s); it was not touched. Stop what connects to it, or "
+                               "set terminate_connections: true" % (target, _first_line(exc)))
+        try:
+            admin.terminate(scratch)
+            admin.rename(scratch, target)
+        except (CommandError, PostgresError) as exc:
+            undo = Admin(self.runner)  # psql stops at the first error: a new session for the way back
+            try:
+                undo.terminate(previous)
+                undo.rename(previous, target)
+            except (CommandError, PostgresError) as undo_exc:
+                raise RestoreError(
+                    "the restored copy could not take the name %s (%s) and putting the old database back failed "
+                    "too (%s). NOTHING WAS DROPPED: the old data is in %s, the restored copy in %s; rename one of "
+                    "them to %s by hand" % (target, _first_line(exc), _first_line(undo_exc), previous, scratch,
+                                            target))
+            finally:
+                undo.close()
+            _drop_quietly(self.runner, scratch)
+            raise RestoreError("the restored copy could not take the name %s (%s); the old database was put back "
+                               "as it was. Stop what connects to %s and run again" % (target, _first_line(exc),
+                                                                                      scratch))
+        _drop_quietly(self.runner, previous)  # the restored copy is in place: the old one may go
+
+
+def _first_line(exc):
+    text = str(getattr(exc, "stderr", "") or exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _drop_quietly(runner, database):
+    """Drop ``database`` on a session of its own (the one that failed may be gone); a failure leaves it for the
+    next run, which drops it first."""
+    admin = Admin(runner)
+    try:
+        admin.terminate(database)
+        admin.drop(database)
+    except (CommandError, PostgresError):
+        pass
+    finally:
+        admin.close()
 
 
 def main():

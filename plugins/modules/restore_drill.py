@@ -259,7 +259,7 @@ def argument_spec():
 def validate(module):
     p = module.params
     if not mf.is_safe_name(p["database"]):
-        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only"
+        module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only, without '..'"
                              % p["database"])
     for key in ("jobs", "drill_port"):
         if p[key] is not None and p[key] < 1:

@@ -475,7 +475,7 @@ def main():
             name=dict(type="str", required=True),
             region=dict(type="str", default="us-east-1"),
             endpoint_url=dict(type="str"),
-            access_key=dict(type="str", no_log=True),
+            access_key=dict(type="str", no_log=False),
             secret_key=dict(type="str", no_log=True),
             kms_key_id=dict(type="str", no_log=False))),
     )

@@ -106,6 +106,14 @@ sha256:
   returned: success and not check mode
   type: str
   sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+future_backups:
+  description:
+    - Backups dated later than this host's clock (beyond five minutes of skew): never counted as newer, never
+      pruned, each also reported as a warning. A wrong clock or a copied file; check the clocks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
 pruned:
   description: Backups that retention removed (in check mode, would remove), locally and in S3.
   returned: always
@@ -198,7 +206,7 @@ def write_archive(chunks, partial, compression, level):
 def validate(module):
     p = module.params
     if not mf.is_safe_name(p["volume"]):
-        module.fail_json(msg="volume=%r is not a docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)" % p["volume"])
+        module.fail_json(msg="volume=%r is not a docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, without '..')" % p["volume"])
     problem = check_level(p["compression"], p["compression_level"])
     if problem:
         module.fail_json(msg=problem)
@@ -235,7 +243,7 @@ def main():
     def file_name(name):
         return mf.data_file_name(name, "tar", p["compression"])
 
-    result = dict(changed=False, pruned=[])
+    result = dict(changed=False, pruned=[], future_backups=[])
     try:
         client = docker_client(p["docker_host"])
         get_volume(client, label)
@@ -254,8 +262,6 @@ def main():
             partial = local.path(file_name(name) + mf.PARTIAL_SUFFIX)
             with helper(client, label, image) as container:
                 facts = write_archive(archive_chunks(container), partial, p["compression"], level)
-            final = local.path(file_name(name))
-            local.commit(partial, final)
             finished = datetime.datetime.now(datetime.timezone.utc)
             manifest = dict(
                 tool=mf.VOLUME_TOOL, manifest_version=mf.MANIFEST_VERSION, name=name, file=file_name(name),
@@ -264,23 +270,23 @@ def main():
                 duration_seconds=round((finished - when).total_seconds(), 3), hostname=socket.gethostname(),
                 helper_image=image, verified=True, verification=dict(method="sha256+decompress+tar-end-marker"),
                 **facts)
-            try:
-                local.write_file_atomic(mf.manifest_file_name(name), mf.dumps(manifest))
-            except BaseException:
-                local.remove_path(final)
-                raise
+            final = local.publish(partial, manifest)
             result.update(changed=True, path=final, manifest_path=local.path(mf.manifest_file_name(name)),
                           manifest=manifest, size=manifest["size"], sha256=manifest["sha256"])
-            result["pruned"] += apply_retention(local, label, KIND, p, False)
+            result["pruned"] += apply_retention(local, label, KIND, p, False, current=name,
+                                                future=result["future_backups"])
         if p["s3"]:
             s3 = S3Storage(p["s3"])
             result["s3_uri"] = s3.upload_backup(local, manifest)
-            result["pruned"] += apply_retention(s3, label, KIND, p, False)
+            result["pruned"] += apply_retention(s3, label, KIND, p, False, current=name,
+                                                future=result["future_backups"])
     except (ContainerError, DumpError, StorageError) as exc:
         where = " The backup itself is complete at %s." % result["path"] if result.get("path") else \
             " Earlier backups are untouched."
         module.fail_json(msg="backup of the volume %s failed: %s.%s" % (label, exc, where),
                          duration=round(time.monotonic() - started, 3), **result)
+    for item in result["future_backups"]:
+        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
     result["duration"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 
