@@ -479,3 +479,14 @@ def running_stack(base):
         yield stack
     finally:
         stack.compose("down", "-v", "--remove-orphans")
+
+
+# ---------------------------------------------------------------- the fault matrix
+
+def fault(number, what, does, kept):
+    """Marks a test as the proof of one row of the README's fault matrix (tools/fault_matrix.py reads these
+    decorators, and tests/unit/test_fault_matrix.py keeps the README's table equal to them)."""
+    def mark(test):
+        test.fault = (number, what, does, kept)
+        return test
+    return mark
