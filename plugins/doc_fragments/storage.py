@@ -55,6 +55,22 @@ options:
         description: Attempts per S3 request (with exponential backoff) before giving up.
         type: int
         default: 5
+      connect_timeout:
+        description: Seconds to wait for a connection to the endpoint, per attempt.
+        type: int
+        default: 10
+      read_timeout:
+        description:
+          - Seconds to wait for the endpoint's answer to a request, per attempt. An endpoint that accepts and never
+            answers costs this much per attempt.
+        type: int
+        default: 60
+      transfer_timeout:
+        description:
+          - Seconds one S3 operation (an upload, a download, a listing) may take in all, attempts included; no new
+            attempt starts after it, so an operation ends within this plus one O(s3.read_timeout).
+        type: int
+        default: 21600
       multipart_chunk_size_mb:
         description: Size of the parts of a multipart upload, in MiB (5 at least).
         type: int

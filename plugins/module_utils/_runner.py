@@ -143,6 +143,10 @@ class LocalSession:
     def stderr_text(self):
         return self._stderr.text()
 
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+
     def close(self):
         for stream in (self.proc.stdin,):
             try:

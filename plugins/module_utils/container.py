@@ -213,6 +213,9 @@ class ContainerSession:
         self._exec.close_stdin()
         return self._exec.finish()
 
+    def kill(self):
+        self._exec.kill()
+
 
 class ContainerFeed:
     """A process in the container we write stdin to while a thread collects its output (same contract as

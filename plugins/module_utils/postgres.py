@@ -278,6 +278,10 @@ class PsqlSession:
                 counts[table] = rows
         return counts
 
+    def kill(self):
+        """End psql now (from another thread, when a deadline passed): the reader sees the end of its output."""
+        self.proc.kill()
+
     def close(self):
         if not self.closed:
             self.closed = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import http.client
 import json
+import math
 import os
 import re
 import socket
@@ -64,6 +65,10 @@ def validate_check(check):
         raise CheckInputError("check %r has unknown type %r: use one of %s" % (name, kind, ", ".join(CHECK_TYPES)))
     if check.get("severity", "critical") not in ("critical", "warning"):
         raise CheckInputError("check %r: severity must be critical or warning" % name)
+    if "timeout" in check:
+        check_timeout(check)
+    if check.get("body_regex") is not None:
+        _compile(name, "body_regex", check["body_regex"])
     if kind in ("http", "status_json"):
         _require(check, "url")
         if not re.match(r"^https?://[^/]+", check["url"]):
@@ -77,6 +82,8 @@ def validate_check(check):
             if isinstance(expected, dict) and (len(expected) != 1 or next(iter(expected)) not in COMPARISONS):
                 raise CheckInputError("check %r: json %r wants one comparison of %s" % (
                     name, expression, ", ".join(COMPARISONS)))
+            if isinstance(expected, dict) and "matches" in expected:
+                _compile(name, "json %s matches" % expression, expected["matches"])
     elif kind in ("tcp", "redis", "tls"):
         _require(check, "host", "port")
     elif kind == "container":
@@ -89,6 +96,75 @@ def validate_check(check):
             if value is not None and (not isinstance(value, (int, float)) or value < 0
                                       or (key.endswith("percent") and value > 100)):
                 raise CheckInputError("check %r: %s=%r is out of range" % (name, key, value))
+
+
+DEFAULT_TIMEOUT = 5
+
+
+def check_timeout(check):
+    """The check's ``timeout`` in seconds (a number above 0); CheckInputError otherwise."""
+    value = check.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = None
+    if isinstance(value, bool) or seconds is None or not 0 < seconds < 86400:
+        raise CheckInputError("check %r: timeout=%r must be a number of seconds above 0, such as 5"
+                              % (check.get("name"), value))
+    return seconds
+
+
+def _compile(name, what, pattern):
+    try:
+        re.compile(str(pattern))
+    except re.error as exc:
+        raise CheckInputError("check %r: %s %r is not a valid regular expression: %s" % (name, what, pattern, exc))
+
+
+class Deadline:
+    """Bounds a whole check, from connect to the last byte. Socket timeouts bound each read, so a server that
+    sends one byte a second would never time out; at the deadline this shuts the check's socket down, which
+    wakes whatever waits on it."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._timers = []
+
+    def remaining(self):
+        return max(0.001, self.end - time.monotonic())
+
+    def guard(self, sock):
+        timer = threading.Timer(self.remaining(), self._fire, args=(sock,))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+        return sock
+
+    def connect(self, host, port):
+        """A TCP connection to host:port, guarded."""
+        return self.guard(socket.create_connection((host, int(port)), timeout=self.remaining()))
+
+    def _fire(self, sock):
+        self.expired = True
+        try:
+            # the plain socket's shutdown, also under an SSLSocket: it only wakes the reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def message(self, what, exc):
+        if self.expired:
+            return "%s: no complete answer within the %gs timeout" % (what, self.seconds)
+        return "%s: %s" % (what, getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for timer in self._timers:
+            timer.cancel()
 
 
 def _expect(actual, expected):
@@ -119,16 +195,19 @@ def _tls_context(validate_certs, ca_path):
         return _TLS_CONTEXTS[key]
 
 
-def _http_request(check):
+def _http_request(check, deadline):
     """(status, body) of one request, straight over http.client: health endpoints are local, so no proxy,
     and no redirects followed (list 3xx codes in status to accept them)."""
     url = urllib.parse.urlsplit(check["url"])
-    timeout = float(check.get("timeout", 5))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    sock = deadline.connect(url.hostname, port)
     if url.scheme == "https":
-        connection = http.client.HTTPSConnection(url.hostname, url.port or 443, timeout=timeout, context=_tls_context(
-            check.get("validate_certs", True), check.get("ca_path")))
+        connection = http.client.HTTPSConnection(url.hostname, port, timeout=deadline.remaining())
+        sock = _tls_context(check.get("validate_certs", True), check.get("ca_path")).wrap_socket(
+            sock, server_hostname=url.hostname)
     else:
-        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+        connection = http.client.HTTPConnection(url.hostname, port, timeout=deadline.remaining())
+    connection.sock = sock
     try:
         path = url.path or "/"
         if url.query:
@@ -137,17 +216,21 @@ def _http_request(check):
         headers.update(check.get("headers") or {})
         connection.request(check.get("method", "GET"), path, headers=headers)
         response = connection.getresponse()
-        return response.status, response.read(1024 * 1024)
+        body = response.read(1024 * 1024)
+        if deadline.expired:
+            raise socket.timeout("timed out")
+        return response.status, body
     finally:
         connection.close()
 
 
 def check_http(check):
     started = time.monotonic()
-    try:
-        status, body = _http_request(check)
-    except (OSError, http.client.HTTPException) as exc:
-        return "fail", "%s: %s" % (check["url"], getattr(exc, "reason", None) or exc), {}
+    with Deadline(check_timeout(check)) as deadline:
+        try:
+            status, body = _http_request(check, deadline)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return "fail", deadline.message(check["url"], exc), {}
     latency_ms = (time.monotonic() - started) * 1000
     details = dict(http_status=status, latency_ms=round(latency_ms, 1))
     accepted = check.get("status") or [200]
@@ -191,27 +274,32 @@ def _service_statuses(check, document, details):
 
 
 def check_tcp(check):
-    try:
-        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))):
-            return "pass", "%s:%s accepts connections" % (check["host"], check["port"]), {}
-    except OSError as exc:
-        return "fail", "%s:%s: %s" % (check["host"], check["port"], exc.strerror or exc), {}
+    where = "%s:%s" % (check["host"], check["port"])
+    with Deadline(check_timeout(check)) as deadline:
+        try:
+            deadline.connect(check["host"], check["port"]).close()
+            return "pass", "%s accepts connections" % where, {}
+        except OSError as exc:
+            return "fail", deadline.message(where, exc), {}
 
 
 def check_redis(check):
-    try:
-        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))) \
-                as sock:
-            reader = sock.makefile("rb")
-            if check.get("password"):
-                sock.sendall(_resp("AUTH", check["password"]))
+    where = "%s:%s" % (check["host"], check["port"])
+    with Deadline(check_timeout(check)) as deadline:
+        try:
+            with deadline.connect(check["host"], check["port"]) as sock:
+                reader = sock.makefile("rb")
+                if check.get("password"):
+                    sock.sendall(_resp("AUTH", check["password"]))
+                    answer = reader.readline().strip()
+                    if not answer.startswith(b"+OK"):
+                        return "fail", "AUTH refused: %s" % answer.decode("utf-8", "replace"), {}
+                sock.sendall(_resp("PING"))
                 answer = reader.readline().strip()
-                if not answer.startswith(b"+OK"):
-                    return "fail", "AUTH refused: %s" % answer.decode("utf-8", "replace"), {}
-            sock.sendall(_resp("PING"))
-            answer = reader.readline().strip()
-    except OSError as exc:
-        return "fail", "%s:%s: %s" % (check["host"], check["port"], exc.strerror or exc), {}
+        except OSError as exc:
+            return "fail", deadline.message(where, exc), {}
+        if deadline.expired:
+            return "fail", deadline.message(where, None), {}
     if answer == b"+PONG":
         return "pass", "PONG", {}
     return "fail", "PING answered %s" % answer.decode("utf-8", "replace"), {}
@@ -225,12 +313,14 @@ def check_tls(check):
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # we judge the dates ourselves, also of self-signed certificates
-    try:
-        with socket.create_connection((check["host"], int(check["port"])), timeout=float(check.get("timeout", 5))) \
-                as sock, context.wrap_socket(sock, server_hostname=check.get("server_name") or check["host"]) as tls:
-            der = tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError) as exc:
-        return "fail", "TLS handshake with %s:%s failed: %s" % (check["host"], check["port"], exc), {}
+    with Deadline(check_timeout(check)) as deadline:
+        try:
+            with deadline.connect(check["host"], check["port"]) as sock, context.wrap_socket(
+                    sock, server_hostname=check.get("server_name") or check["host"]) as tls:
+                der = tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError) as exc:
+            return "fail", deadline.message("TLS handshake with %s:%s failed" % (check["host"], check["port"]),
+                                            exc), {}
     # Imported here: only tls checks need it (ansible-core depends on cryptography, so it is there).
     from cryptography import x509
     cert = x509.load_der_x509_certificate(der)
@@ -297,15 +387,24 @@ POSTGRES_KEYS = ("login_host", "login_port", "login_user", "login_password", "lo
 
 def check_postgres(check):
     """Connect (psql, with the collection's connection options), run ``query`` if given, and check that the
-    ``tables`` exist (the schema is migrated)."""
+    ``tables`` exist (the schema is migrated). The check's timeout bounds the connection (connect_timeout),
+    the statements (statement_timeout, lock_timeout: a query on a locked table waits no longer) and psql
+    itself."""
     params = dict(login_port=5432, login_user="postgres", ssl_mode="prefer")
     params.update({k: check[k] for k in POSTGRES_KEYS if check.get(k) is not None})
     params.setdefault("login_host", None)
+    seconds = check_timeout(check)
+    milliseconds = max(1, int(seconds * 1000))
+    timer = None
     try:
-        with ClientContext(params) as runner:
+        with ClientContext(params, connect_timeout=max(2, int(math.ceil(seconds)))) as runner:
             session = PsqlSession(runner, check.get("database", "postgres"))
+            timer = threading.Timer(seconds + 1, session.kill)  # psql itself stuck: end it
+            timer.daemon = True
+            timer.start()
             try:
-                version = session.scalar("SELECT current_setting('server_version');")
+                version = session.scalar("SET statement_timeout = %d; SET lock_timeout = %d; "
+                                         "SELECT current_setting('server_version');" % (milliseconds, milliseconds))
                 if check.get("query"):
                     rows = [r for r in session.query(check["query"].rstrip().rstrip(";") + ";") if r.strip()]
                     if not rows:
@@ -318,6 +417,7 @@ def check_postgres(check):
                 if missing:
                     return "fail", "schema not ready: missing %s" % ", ".join(missing), dict(server_version=version)
             finally:
+                timer.cancel()
                 session.close()
     except CommandError as exc:
         return "fail", exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else str(exc), {}

@@ -30,6 +30,10 @@ class LockBusy(StorageError):
     pass
 
 
+class TransferTimeout(Exception):
+    """An S3 operation ran past s3.transfer_timeout (raised from a botocore event, turned into StorageError)."""
+
+
 def s3_argument_spec():
     """The ``s3`` option (a dict) shared by the modules that read or write offsite backups."""
     return dict(
@@ -47,6 +51,9 @@ def s3_argument_spec():
             storage_class=dict(type="str"),
             validate_certs=dict(type="bool", default=True),
             max_attempts=dict(type="int", default=5),
+            connect_timeout=dict(type="int", default=10),
+            read_timeout=dict(type="int", default=60),
+            transfer_timeout=dict(type="int", default=21600),
             multipart_chunk_size_mb=dict(type="int", default=16),
         ),
     )
@@ -391,22 +398,45 @@ class S3Storage(_Storage):
         import botocore.exceptions
         from boto3.s3.transfer import TransferConfig
 
-        self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+        self.errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, TransferTimeout)
         self.upload_errors = self.errors + (boto3.exceptions.S3UploadFailedError,)
         self.options = options
         self.bucket = options["bucket"]
         self.prefix = (options.get("prefix") or "").strip("/")
         config = botocore.config.Config(
             retries={"max_attempts": max(1, options.get("max_attempts") or 5), "mode": "standard"},
-            connect_timeout=10, read_timeout=60,
+            connect_timeout=max(1, options.get("connect_timeout") or 10),
+            read_timeout=max(1, options.get("read_timeout") or 60),
         )
         self.client = boto3.session.Session().client(
             "s3", endpoint_url=options.get("endpoint_url"), region_name=options.get("region"),
             aws_access_key_id=options.get("access_key"), aws_secret_access_key=options.get("secret_key"),
             aws_session_token=options.get("session_token"), verify=options.get("validate_certs", True),
             config=config)
+        # no attempt starts once an operation has run for transfer_timeout: retries times read timeouts
+        # would otherwise keep a dead endpoint's backup waiting for many minutes
+        self.transfer_timeout = max(1, options.get("transfer_timeout") or 21600)
+        self._operation_deadline = None
+        self.client.meta.events.register("before-send.s3", self._check_deadline)
         chunk = max(5, options.get("multipart_chunk_size_mb") or 16) * 1024 * 1024
         self.transfer = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=4)
+
+    def _check_deadline(self, **_kwargs):
+        deadline = self._operation_deadline
+        if deadline is not None and time.monotonic() > deadline:
+            raise TransferTimeout("gave up after s3.transfer_timeout (%ss): the endpoint did not complete the "
+                                  "operation in time" % self.transfer_timeout)
+
+    @contextlib.contextmanager
+    def operation(self):
+        """Bound what runs inside by transfer_timeout (nested operations keep the outer deadline)."""
+        outer = self._operation_deadline
+        if outer is None:
+            self._operation_deadline = time.monotonic() + self.transfer_timeout
+        try:
+            yield
+        finally:
+            self._operation_deadline = outer
 
     def key(self, file_name):
         return "%s/%s" % (self.prefix, file_name) if self.prefix else file_name
@@ -426,7 +456,7 @@ class S3Storage(_Storage):
 
     def upload_file(self, local_path, file_name):
         try:
-            with open(local_path, "rb") as fh:
+            with self.operation(), open(local_path, "rb") as fh:
                 self.client.upload_fileobj(fh, self.bucket, self.key(file_name), ExtraArgs=self._extra_args(),
                                            Config=self.transfer)
         except self.upload_errors as exc:
@@ -434,15 +464,17 @@ class S3Storage(_Storage):
 
     def upload_backup(self, local, manifest):
         """Upload a backup's data (a file, or every file of a directory backup), then its manifest, so a
-        manifest in S3 always means the data before it arrived whole."""
+        manifest in S3 always means the data before it arrived whole. transfer_timeout bounds all of it."""
         data_path = local.path(manifest["file"])
-        if os.path.isdir(data_path):
-            for item in manifest.get("files", []):
-                self.upload_file(os.path.join(data_path, item["path"]), "%s/%s" % (manifest["file"], item["path"]))
-        else:
-            self.upload_file(data_path, manifest["file"])
-        manifest_name = mf.manifest_file_name(manifest["name"])
-        self.upload_file(local.path(manifest_name), manifest_name)
+        with self.operation():
+            if os.path.isdir(data_path):
+                for item in manifest.get("files", []):
+                    self.upload_file(os.path.join(data_path, item["path"]),
+                                     "%s/%s" % (manifest["file"], item["path"]))
+            else:
+                self.upload_file(data_path, manifest["file"])
+            manifest_name = mf.manifest_file_name(manifest["name"])
+            self.upload_file(local.path(manifest_name), manifest_name)
         return self.uri(manifest["file"])
 
     def _list_keys(self, prefix):
