@@ -12,10 +12,17 @@ import datetime
 import json
 import os
 import secrets
+import socket
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import Admin, compare_counts, row_counts
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    Admin,
+    compare_counts,
+    ident,
+    literal,
+    row_counts,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.container import (
     ContainerRunner,
@@ -27,8 +34,52 @@ from ansible_collections.stackops.runbook.plugins.module_utils.reports import ap
 
 LABEL = "io.stackops.runbook.drill"
 EXPIRES_LABEL = "io.stackops.runbook.drill.expires"
+OWNER_LABEL = "io.stackops.runbook.drill.owner"
 SCRATCH_PREFIX = "stackops_drill_"
+OWNER_COMMENT = "stackops.runbook drill, owner "
 LEFTOVER_AFTER = 6 * 3600  # a drill older than this is dead: whatever it left is removed
+
+
+def _boot_id():
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def _process_start(pid):
+    """The start time of process ``pid`` (clock ticks since boot), or None when there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def owner_token():
+    """Who runs this drill: host, boot, pid and the pid's start time, so a later drill can tell whether it still
+    runs (a pid alone may have been reused)."""
+    pid = os.getpid()
+    return "%s/%s/%d/%s" % (socket.gethostname(), _boot_id(), pid, _process_start(pid))
+
+
+def owner_gone(token):
+    """True when the drill that wrote ``token`` is certainly gone (this host, and another boot or a dead or
+    reused pid); False when it runs or cannot be told from here (another host: the expiry decides)."""
+    try:
+        host, boot, pid, started = token.split("/")
+        pid = int(pid)
+    except (AttributeError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False
+    return boot != _boot_id() or _process_start(pid) != started
+
+
+def is_leftover(owner, born_epoch, now=None):
+    """Whether what a drill left may be removed: its owner is gone, or it is older than LEFTOVER_AFTER."""
+    return owner_gone(owner) or (now or time.time()) - born_epoch > LEFTOVER_AFTER
 
 CORRECTIVE_ACTIONS = {
     "corrupt": "The backup file does not match its manifest (bit rot, truncation or tampering): take a new backup "
@@ -73,13 +124,14 @@ class ContainerTarget:
         return "container from %s" % self.image
 
     def remove_leftovers(self):
-        """Remove what interrupted drills left (their label's expiry has passed)."""
-        now = time.time()
+        """Remove what interrupted drills left: their owner is gone (killed, or the host rebooted), or their
+        label's expiry has passed."""
         containers = self.client.containers.list(all=True, filters={"label": LABEL})
         networks = self.client.networks.list(filters={"label": LABEL})
         for item in containers + networks:
             labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
-            if float(labels.get(EXPIRES_LABEL, 0)) < now:
+            born = float(labels.get(EXPIRES_LABEL, 0)) - LEFTOVER_AFTER
+            if is_leftover(labels.get(OWNER_LABEL), born):
                 try:
                     item.remove(force=True) if item in containers else item.remove()
                 except docker_sdk().errors.DockerException:
@@ -100,7 +152,7 @@ class ContainerTarget:
     def start(self):
         self.remove_leftovers()
         self._ensure_image()
-        labels = {LABEL: "true", EXPIRES_LABEL: str(int(time.time() + LEFTOVER_AFTER))}
+        labels = {LABEL: "true", EXPIRES_LABEL: str(int(time.time() + LEFTOVER_AFTER)), OWNER_LABEL: owner_token()}
         try:
             self.network = self.client.networks.create(self.name, labels=labels)
             self.container = self.client.containers.run(
@@ -111,8 +163,9 @@ class ContainerTarget:
             self.remove()
             what = getattr(exc, "explanation", None) or str(exc)
             if "port is already allocated" in what or "address already in use" in what:
-                raise DrillSetupError("cannot start the drill container: port %s is in use (%s); choose another "
-                                      "drill_port or leave it out" % (self.port, what))
+                raise DrillSetupError("cannot start the drill container: port %s is in use (%s). Leftovers of drills "
+                                      "that died were removed first, so a drill running now or another program "
+                                      "holds it; choose another drill_port or leave it out" % (self.port, what))
             raise DrillSetupError("cannot start a container from %s: %s" % (self.image, what))
         runner = ContainerRunner(self.client, self.container.id, env={"PGUSER": "postgres"})
         deadline = time.monotonic() + 120
@@ -178,19 +231,25 @@ class ScratchDatabaseTarget:
         try:
             self._remove_leftovers(admin)
             admin.create(self.database)
+            admin.session.query("COMMENT ON DATABASE %s IS %s;" % (ident(self.database),
+                                                                  literal(OWNER_COMMENT + owner_token())))
         finally:
             admin.close()
         return self.runner, self.database
 
     def _remove_leftovers(self, admin):
-        rows = admin.session.query("SELECT datname FROM pg_database WHERE datname LIKE '%s%%';" % SCRATCH_PREFIX)
-        for name in rows:
+        rows = admin.session.query(
+            "SELECT datname || '|' || coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+            "WHERE datname LIKE '%s%%';" % SCRATCH_PREFIX)
+        for row in rows:
+            name, _sep, comment = row.partition("|")
             stamp = name[len(SCRATCH_PREFIX):len(SCRATCH_PREFIX) + 14]
             try:
                 born = datetime.datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=datetime.timezone.utc)
             except ValueError:
                 continue
-            if (datetime.datetime.now(datetime.timezone.utc) - born).total_seconds() > LEFTOVER_AFTER:
+            owner = comment[len(OWNER_COMMENT):] if comment.startswith(OWNER_COMMENT) else None
+            if is_leftover(owner, born.timestamp()):
                 admin.terminate(name)
                 admin.drop(name)
 

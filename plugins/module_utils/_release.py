@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line
+from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 # a docker image reference: [registry[:port]/]name[:tag][@digest], no spaces or shell metacharacters
@@ -67,24 +67,38 @@ def same_images(entry, other, services):
     return all(entry["images"][s]["id"] == other["images"][s]["id"] for s in services)
 
 
-def pick_rollback_target(entries, services, to):
-    """The release to go back to: ``previous`` (the newest good release other than the one serving), or the
-    newest good release of version ``to``. Raise ComposeError saying what the ledger holds otherwise."""
+def pick_rollback_target(entries, services, to, running=None):
+    """The release to go back to: ``previous`` (the newest good release whose images are not the ones
+    ``running`` now, ``{service: [image ids]}``; without it, the newest good release is taken as serving), or
+    the newest good release of version ``to``. Raise ComposeError saying what the ledger holds otherwise."""
     good = good_releases(entries, services)
     if not good:
         raise ComposeError("the release ledger has no good release of %s to roll back to" % ", ".join(services))
     if to == "previous":
-        current = good[0]
-        for entry in good[1:]:
-            if not same_images(entry, current, services):
+        if running is None:
+            serving = lambda entry: same_images(entry, good[0], services)  # noqa: E731
+        else:
+            serving = lambda entry: all(running.get(s) and set(running[s]) == {entry["images"][s]["id"]}  # noqa: E731
+                                        for s in services)
+        for entry in good:
+            if not serving(entry):
                 return entry
-        raise ComposeError("the release ledger has no good release of %s before %s (the one serving)"
-                           % (", ".join(services), current["version"]))
+        raise ComposeError("the release ledger has no good release of %s other than the one serving (%s)"
+                           % (", ".join(services), good[0]["version"]))
     for entry in good:
         if entry["version"] == to:
             return entry
     raise ComposeError("version %s is not a good release of %s in the ledger (good releases: %s)" % (
         to, ", ".join(services), ", ".join(sorted({e["version"] for e in good}))))
+
+
+UNFINISHED = ("started", "switched")
+
+
+def unfinished_attempts(entries):
+    """Attempts still marked started or switched: runs that were killed (a cancelled AWX job, a lost SSH
+    connection) before they could say how they ended."""
+    return [e for e in entries if e.get("attempt") and e.get("result") in UNFINISHED]
 
 
 def tag_of(reference):
@@ -110,9 +124,24 @@ def now_iso():
 
 
 def record(ledger_path, entry):
+    """Write ``entry`` to the ledger: one line per attempt. An entry with the ``attempt`` of a line already
+    there replaces that line (started -> switched -> its result), through a new file and a rename, so the
+    ledger never holds half a line; any other entry is appended. Call under the project's lock."""
     directory = os.path.dirname(ledger_path) or "."
     os.makedirs(directory, mode=0o750, exist_ok=True)
     entry = dict(entry, time=now_iso(), host=socket.gethostname())
+    if entry.get("attempt") and os.path.exists(ledger_path):
+        with open(ledger_path) as fh:
+            lines = fh.read().splitlines()
+        for index, line in enumerate(lines):
+            try:
+                same = json.loads(line).get("attempt") == entry["attempt"]
+            except (ValueError, AttributeError):
+                same = False
+            if same:
+                lines[index] = json.dumps(entry, sort_keys=True, default=str)
+                replace_file(ledger_path, "\n".join(lines) + "\n", mode=os.stat(ledger_path).st_mode & 0o777)
+                return entry
     append_line(ledger_path, entry)
     return entry
 
@@ -130,11 +159,25 @@ class Deployer:
     """Switches a compose project's services to a release (a version and an image id per service), gates
     the switch on health and undoes it when the gate fails."""
 
-    def __init__(self, project, params):
+    WORKDIR_PREFIX = ".stackops-release."
+
+    def __init__(self, project, params, on_switched=None):
         self.project = project
         self.params = params
-        self.workdir = tempfile.mkdtemp(prefix=".stackops-release.", dir=project.project_dir)
+        self.on_switched = on_switched  # called once a release serves (the old containers are gone)
+        self.workdir = tempfile.mkdtemp(prefix=self.WORKDIR_PREFIX, dir=project.project_dir)
         self.yaml_version = self._compose_file_version()
+
+    def sweep_workdirs(self):
+        """Remove the work folders of killed runs (call under the project's lock). Returns their names."""
+        removed = []
+        for name in sorted(os.listdir(self.project.project_dir)):
+            path = os.path.join(self.project.project_dir, name)
+            if name.startswith(self.WORKDIR_PREFIX) and path != self.workdir and os.path.isdir(path) \
+                    and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+        return removed
 
     def close(self):
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -208,12 +251,18 @@ class Deployer:
                              if c.id not in old_ids])
                 raise
             self.remove([c for group in old.values() for c in group])
+            self._switched(release)
         else:
             self.project.run(["up", "-d", "--no-deps"] + services, env_path, [override],
                              what="recreating the containers")
+            self._switched(release)
             new = [c for s in services for c in self.project.containers(s)]
             self.gate(self.health_checks(new, release))
         return self.monitor(self.health_checks(new, release), monitor)
+
+    def _switched(self, release):
+        if self.on_switched is not None:
+            self.on_switched(release)
 
     def verify(self, release):
         """Check that ``release``, already running, answers healthy (after a start-first gate failed)."""

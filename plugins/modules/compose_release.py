@@ -32,8 +32,12 @@ description:
     when they are not.
   - Images of good releases older than the newest O(keep_releases) are removed after a good deploy, unless a
     container uses them.
-  - One deploy per project at a time (a lock beside the ledger). Deploying the version that already runs
-    changes nothing. The project's env file gets the new version only once the release passed its gate.
+  - One deploy per compose project at a time on a host (a lock in C(/run/lock) named for the project, whatever
+    O(ledger_path) says). Every attempt writes a C(started) line before it changes anything, so the next run
+    finds one that was killed, removes what it left and records it as C(interrupted).
+  - Deploying the version that already runs changes nothing. The project's env file says the version that serves:
+    it gets the new version when the new containers take over (with C(start-first), once they passed the gate),
+    and the previous one back when the release is rolled back.
   - Works with C(docker compose) (v2) and C(docker-compose) (v1), whichever the host has.
 author:
   - stackops.runbook contributors (@stackops)
@@ -235,12 +239,23 @@ pruned_images:
   type: list
   elements: str
   sample: ["myapp/api:1.2.0"]
+recovered:
+  description:
+    - What this run cleaned up after earlier runs that were killed before they finished (a cancelled job, a
+      lost connection): their work folders, the new containers of an unfinished start-first switch, and the
+      env file set to the version that serves. Each such attempt gets an C(interrupted) line in the ledger.
+  returned: when an earlier run was interrupted
+  type: dict
+  sample: {"interrupted": [{"attempt": "3f2a9c1b7d0e", "message": "deploy 1.1.0 was interrupted ...", "removed_containers": ["app-api-2"]}], "swept_workdirs": [".stackops-release.x1y2"]}
 """
 
 import getpass
 import os
+import re
+import tempfile
 import time
 import traceback
+import uuid
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _health, _lock
 from ansible_collections.stackops.runbook.plugins.module_utils import _release as rel
@@ -320,10 +335,23 @@ def attempt(module, project, deployer, action, release, previous, plan):
     return the result, or raise ReleaseFailed."""
     p = module.params
     started = time.monotonic()
-    entry = dict(action=action, version=release["version"], env=release.get("env", {}), services=release["services"],
-                 images=release["images"], previous_version=previous["version"] if previous else None,
+    ledger = ledger_path(p, project)
+    entry = dict(action=action, attempt=uuid.uuid4().hex[:12], version=release["version"],
+                 env=release.get("env", {}), services=release["services"], images=release["images"],
+                 previous_version=previous["version"] if previous else None,
                  compose_sha256=project.files_sha256(), project=project.name, strategy=p["strategy"],
                  actor=p["actor"] or getpass.getuser())
+    # written before anything changes, so a run killed halfway is in the ledger and the next run can clean up
+    entry.update(previous_env=previous.get("env") if previous else None,
+                 previous_images={s: previous["images"][s]["id"] for s in release["services"]} if previous else {})
+    rel.record(ledger, dict(entry, result="started"))
+
+    def switched(serving):
+        # the env file and the ledger say what serves as soon as it serves (also during the monitor window)
+        if serving.get("env"):
+            project.write_env(serving["env"])
+        rel.record(ledger, dict(entry, result="switched", serving_version=serving["version"]))
+    deployer.on_switched = switched
     try:
         health = deployer.switch(release, p["monitor"])
     except (ComposeError, _health.ProbeFailed) as exc:
@@ -349,14 +377,56 @@ def attempt(module, project, deployer, action, release, previous, plan):
         raise rel.ReleaseFailed(message, dict(
             changed=True, rolled_back=serving, serving_version=previous["version"] if serving else None,
             health=health, ledger_entry=entry, plan=plan, services=release["services"]))
-    if release.get("env"):
-        project.write_env(release["env"])
     entry = rel.record(ledger_path(p, project), dict(
         entry, result=rel.GOOD, health=health.get("summary"), duration_seconds=rel.elapsed(started)))
     pruned = deployer.prune(rel.load_ledger(ledger_path(p, project)), p["keep_releases"])
     return dict(changed=True, version=release["version"], previous_version=entry["previous_version"],
                 services=release["services"], plan=plan, health=health, rolled_back=False, ledger_entry=entry,
                 pruned_images=pruned)
+
+
+def recover_interrupted(project, deployer, ledger):
+    """Clean up after deploys that were killed before they finished: their work folders, the new containers
+    of a start-first switch that never completed (the old ones still run), and an env file that does not say
+    what serves. Each is recorded in the ledger as ``interrupted``. Returns what was done (or {})."""
+    swept = deployer.sweep_workdirs()
+    recovered = dict(swept_workdirs=swept) if swept else {}
+    for attempt in rel.unfinished_attempts(rel.load_ledger(ledger)):
+        services = attempt.get("services") or []
+        previous_ids = attempt.get("previous_images") or {}
+        removed = []
+        for service in services:
+            containers = project.containers(service, running_only=False)
+            keep_id = previous_ids.get(service)
+            if keep_id and any(c.attrs["Image"] == keep_id and c.status == "running" for c in containers):
+                extra = [c for c in containers if c.attrs["Image"] != keep_id]
+                deployer.remove(extra)
+                removed += [c.name for c in extra]
+        running = running_ids(project, services)
+        serving = None
+        if attempt.get("images") and is_serving(running, attempt, services):
+            serving = dict(version=attempt["version"], env=attempt.get("env"))
+        elif previous_ids and all(running.get(s) and set(running[s]) == {previous_ids.get(s)} for s in services):
+            serving = dict(version=attempt.get("previous_version"), env=attempt.get("previous_env"))
+        if serving and serving.get("env"):
+            project.write_env(serving["env"])
+        message = ("%s %s was interrupted (the run was killed before it finished); %s%s" % (
+            attempt.get("action"), attempt.get("version"),
+            "removed its new containers %s; " % ", ".join(removed) if removed else "",
+            "%s serves" % serving["version"] if serving else "what serves matches no release of this attempt"))
+        rel.record(ledger, dict(attempt, result="interrupted", removed_containers=removed,
+                                serving_version=serving["version"] if serving else None, message=message))
+        recovered.setdefault("interrupted", []).append(dict(attempt=attempt["attempt"], message=message,
+                                                            removed_containers=removed))
+    return recovered
+
+
+def project_lock_path(project):
+    """One lock per compose project on this host, whatever ledger_path says: two deploys of one project never
+    interleave. /run/lock is cleared at boot, like the lock itself."""
+    directory = "/run/lock" if os.path.isdir("/run/lock") and os.access("/run/lock", os.W_OK) else \
+        tempfile.gettempdir()
+    return os.path.join(directory, "stackops-runbook-compose-%s.lock" % re.sub(r"[^A-Za-z0-9_.-]", "_", project.name))
 
 
 def ledger_path(params, project):
@@ -431,11 +501,11 @@ def roll_back(module, project, deployer):
             raise ComposeError("the release ledger %s has no good release: nothing to roll back to"
                                % ledger_path(p, project))
         services = newest["services"]
-    target = rel.pick_rollback_target(entries, services, p["to"])
+    running = running_ids(project, services)
+    target = rel.pick_rollback_target(entries, services, p["to"], running)
     release = dict(target, services=services, images={s: target["images"][s] for s in services})
     ensure_images(module, project, release)
     current_version = read_env_file(project.env_file)[0].get(p["version_variable"])
-    running = running_ids(project, services)
     plan = plan_of(release, running, current_version, p["strategy"])
     common = dict(services=services, plan=plan, rolled_back=False, pruned_images=[],
                   ledger_path=ledger_path(p, project))
@@ -446,8 +516,8 @@ def roll_back(module, project, deployer):
     if module.check_mode:
         return dict(common, changed=True, version=release["version"], previous_version=current_version,
                     msg="check mode: would roll %s back to %s" % (", ".join(services), release["version"]))
-    good = rel.good_releases(entries, services)
-    serving = good[0] if good and is_serving(running, good[0], services) else None
+    # what runs now, if it is a release the ledger knows as good: the one to put back if the rollback fails
+    serving = next((e for e in rel.good_releases(entries, services) if is_serving(running, e, services)), None)
     return dict(common, **attempt(module, project, deployer, "rollback", release, serving, plan))
 
 
@@ -498,11 +568,16 @@ def main():
                 roll_back(module, project, deployer)
         else:
             os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-            with _lock.exclusive_lock(path + ".lock", p["lock_timeout"],
-                                      "another deploy of this project holds %(path)s%(waited)s: wait for it to "
-                                      "finish, or set lock_timeout"):
+            busy = ("another deploy of this project (%s) holds %%(path)s%%(waited)s: wait for it to finish, or set "
+                    "lock_timeout" % project.name)
+            # the project's lock on this host, whatever the ledger; and the ledger's, for runs of older versions
+            with _lock.exclusive_lock(project_lock_path(project), p["lock_timeout"], busy), \
+                    _lock.exclusive_lock(path + ".lock", p["lock_timeout"], busy):
+                recovered = {} if module.check_mode else recover_interrupted(project, deployer, path)
                 result = deploy(module, project, deployer) if p["state"] == "present" else \
                     roll_back(module, project, deployer)
+                if recovered:
+                    result["recovered"] = recovered
     except (ComposeError, ContainerError, _lock.LockError) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except rel.ReleaseFailed as exc:
