@@ -81,6 +81,7 @@ def is_leftover(owner, born_epoch, now=None):
     """Whether what a drill left may be removed: its owner is gone, or it is older than LEFTOVER_AFTER."""
     return owner_gone(owner) or (now or time.time()) - born_epoch > LEFTOVER_AFTER
 
+
 CORRECTIVE_ACTIONS = {
     "corrupt": "The backup file does not match its manifest (bit rot, truncation or tampering): take a new backup "
                "now, check the storage, and drill the previous backup to know the last good one.",
@@ -231,8 +232,8 @@ class ScratchDatabaseTarget:
         try:
             self._remove_leftovers(admin)
             admin.create(self.database)
-            admin.session.query("COMMENT ON DATABASE %s IS %s;" % (ident(self.database),
-                                                                  literal(OWNER_COMMENT + owner_token())))
+            admin.session.query("COMMENT ON DATABASE %s IS %s;" % (
+                ident(self.database), literal(OWNER_COMMENT + owner_token())))
         finally:
             admin.close()
         return self.runner, self.database

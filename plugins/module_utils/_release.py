@@ -75,11 +75,10 @@ def pick_rollback_target(entries, services, to, running=None):
     if not good:
         raise ComposeError("the release ledger has no good release of %s to roll back to" % ", ".join(services))
     if to == "previous":
-        if running is None:
-            serving = lambda entry: same_images(entry, good[0], services)  # noqa: E731
-        else:
-            serving = lambda entry: all(running.get(s) and set(running[s]) == {entry["images"][s]["id"]}  # noqa: E731
-                                        for s in services)
+        def serving(entry):
+            if running is None:
+                return same_images(entry, good[0], services)
+            return all(running.get(s) and set(running[s]) == {entry["images"][s]["id"]} for s in services)
         for entry in good:
             if not serving(entry):
                 return entry

@@ -104,7 +104,9 @@ future_backups:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
+  sample:
+    - {"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst",
+       "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}
 age_seconds:
   description: Age of the newest latest backup (of O(database) when given); null when there is none.
   returned: always

@@ -35,7 +35,7 @@ description:
   - One deploy per compose project at a time on a host (a lock in C(/run/lock) named for the project, whatever
     O(ledger_path) says). Every attempt writes a C(started) line before it changes anything, so the next run
     finds one that was killed, removes what it left and records it as C(interrupted).
-  - Deploying the version that already runs changes nothing. The project's env file says the version that serves:
+  - Deploying the version that already runs changes nothing. The project's env file says the version that serves;
     it gets the new version when the new containers take over (with C(start-first), once they passed the gate),
     and the previous one back when the release is rolled back.
   - Works with C(docker compose) (v2) and C(docker-compose) (v1), whichever the host has.
@@ -242,11 +242,13 @@ pruned_images:
 recovered:
   description:
     - What this run cleaned up after earlier runs that were killed before they finished (a cancelled job, a
-      lost connection): their work folders, the new containers of an unfinished start-first switch, and the
+      lost connection) - their work folders, the new containers of an unfinished start-first switch, and the
       env file set to the version that serves. Each such attempt gets an C(interrupted) line in the ledger.
   returned: when an earlier run was interrupted
   type: dict
-  sample: {"interrupted": [{"attempt": "3f2a9c1b7d0e", "message": "deploy 1.1.0 was interrupted ...", "removed_containers": ["app-api-2"]}], "swept_workdirs": [".stackops-release.x1y2"]}
+  sample:
+    interrupted: [{"attempt": "3f2a9c1b7d0e", "message": "deploy 1.1.0 was interrupted ...", "removed_containers": ["app-api-2"]}]
+    swept_workdirs: [".stackops-release.x1y2"]
 """
 
 import getpass

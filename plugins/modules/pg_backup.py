@@ -200,12 +200,14 @@ s3_uri:
   sample: s3://backups/prod/postgres/app_20261122T030000Z.dump.zst
 future_backups:
   description:
-    - Backups dated later than this host's clock (beyond five minutes of skew): never counted as newer, never
-      pruned, each also reported as a warning. A wrong clock or a copied file; check the clocks.
+    - Backups dated later than this host's clock (beyond five minutes of skew). They are never counted as newer
+      and never pruned, and each is reported as a warning (a wrong clock or a copied file; check the clocks).
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
+  sample:
+    - {"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst",
+       "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}
 pruned:
   description: The backups retention removed (or would remove, in check mode), locally and in S3.
   returned: always

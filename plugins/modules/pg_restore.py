@@ -13,7 +13,7 @@ description:
     into a database, and proves it by comparing the restored per-table row counts with the manifest's.
   - The backup's sha256 is checked before anything is touched; a mismatch stops with no change made.
   - The backup is restored into a scratch database first; only when it restored and its row counts match does
-    it replace the target: the target is renamed aside (C(TARGET__previous)), the restored copy takes its name,
+    it replace the target. The target is renamed aside (C(TARGET__previous)), the restored copy takes its name,
     and only then is the old one dropped; a failed rename puts the old one back. A failed restore leaves the
     target as it was, and a leftover of an earlier run is never dropped while the target is missing.
   - Replacing an existing database needs O(confirm) set to its name, and refuses while other sessions are

@@ -108,12 +108,14 @@ sha256:
   sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 future_backups:
   description:
-    - Backups dated later than this host's clock (beyond five minutes of skew): never counted as newer, never
-      pruned, each also reported as a warning. A wrong clock or a copied file; check the clocks.
+    - Backups dated later than this host's clock (beyond five minutes of skew). They are never counted as newer
+      and never pruned, and each is reported as a warning (a wrong clock or a copied file; check the clocks).
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst", "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}]
+  sample:
+    - {"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst",
+       "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}
 pruned:
   description: Backups that retention removed (in check mode, would remove), locally and in S3.
   returned: always
