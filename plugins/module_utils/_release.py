@@ -82,7 +82,7 @@ def pick_rollback_target(entries, services, to, running=None):
         for entry in good:
             if not serving(entry):
                 return entry
-        raise ComposeError("the release ledger has no good release of %s other than the one serving (%s)"
+        raise ComposeError("the release ledger has no good release of %s before %s (the one serving)"
                            % (", ".join(services), good[0]["version"]))
     for entry in good:
         if entry["version"] == to:
