@@ -241,6 +241,9 @@ class Admin:
     def drop(self, database):
         self.session.query("DROP DATABASE IF EXISTS %s;" % ident(database))
 
+    def allow_connections(self, database, allowed):
+        self.session.query("ALTER DATABASE %s ALLOW_CONNECTIONS %s;" % (ident(database), "true" if allowed else "false"))
+
     def rename(self, old, new):
         self.session.query("ALTER DATABASE %s RENAME TO %s;" % (ident(old), ident(new)))
 

@@ -306,9 +306,13 @@ class Restore:
     def _swap(self, admin, scratch, target, exists):
         """scratch -> target. With an existing target: target -> TARGET__previous, scratch -> target, and only
         then drop the previous one; a failed rename puts the previous one back."""
-        admin.terminate(scratch)  # nobody but us has business in the scratch database
+        # nobody but us has business in the scratch database: closed to new sessions (a reconnecting client would
+        # block the rename) until it carries the target's name
+        admin.allow_connections(scratch, False)
+        admin.terminate(scratch)
         if not exists:
             admin.rename(scratch, target)
+            admin.allow_connections(target, True)
             return
         previous = target + PREVIOUS_SUFFIX
         if self.p["terminate_connections"]:
@@ -326,6 +330,7 @@ class Restore:
         try:
             admin.terminate(scratch)
             admin.rename(scratch, target)
+            admin.allow_connections(target, True)
         except (CommandError, PostgresError) as exc:
             undo = Admin(self.runner)  # psql stops at the first error: a new session for the way back
             try:

@@ -127,9 +127,13 @@ def test_a_killed_drill_s_scratch_database_is_dropped_by_the_next_drill(host_pg,
     run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest))
     args = dict(host_pg.connection(), path=dest, database="app", log_dir=str(tmp_path / "logs"))
     run = ModuleRun("restore_drill", args)
-    owned = ("SELECT datname FROM pg_database WHERE datname LIKE 'stackops_drill_%' "
-             "AND shobj_description(oid, 'pg_database') IS NOT NULL")
-    killed = wait_for(lambda: host_pg.psql("postgres", owned).split(), timeout=60, interval=0.1)
+
+    def restoring():
+        # the restore is under way once the scratch database has a table
+        return [d for d in scratch_databases(host_pg)
+                if host_pg.psql(d, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", check=False)
+                not in ("", "0")]
+    killed = wait_for(restoring, timeout=60, interval=0.1)
     kill(run)
     assert scratch_databases(host_pg) == killed
     result = run_module("restore_drill", args)
