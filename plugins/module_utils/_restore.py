@@ -120,16 +120,12 @@ def _put_directory(runner, local_dir, container_dir):
     runner.client.api.put_archive(runner.container, os.path.dirname(container_dir), buf.getvalue())
 
 
-def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, tables=None):
-    """Restore a backup into ``database`` (which exists and is empty, or holds the ``tables``)."""
+def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=()):
+    """Restore a backup into ``database`` (which exists and is empty); ``selection`` adds pg_restore options
+    (sections, tables) for archives."""
     fmt = manifest["format"]
     owner = ["--no-owner", "--no-privileges"] if no_owner else []
-    selection = []
-    for table in tables or []:
-        schema, _dot, name = table.rpartition(".")
-        selection += (["--schema", schema] if schema else []) + ["--table", name]
-    if tables:
-        selection = ["--clean", "--if-exists", "--single-transaction"] + selection
+    selection = list(selection)
     if fmt == "plain":
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-d", database]
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
@@ -139,7 +135,7 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
         rc, _out, err = runner.run(argv, input_chunks=chunks)
     else:
-        parallel = ["--jobs=%d" % jobs] if jobs and not tables else []
+        parallel = ["--jobs=%d" % jobs] if jobs and not selection else []
         source = storage.path(manifest["file"])
         if runner.kind == "container":
             inside = "/tmp/stackops-restore-%s" % manifest["name"]
@@ -153,6 +149,104 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
                 runner.run(["rm", "-rf", source])
     if rc != 0:
         raise CommandError(argv, rc, err)
+
+
+def table_selection(tables):
+    """pg_restore's options selecting ``tables`` ("schema.table" or "table")."""
+    selection = []
+    for table in tables:
+        schema, _dot, name = table.rpartition(".")
+        selection += (["--schema", schema] if schema else []) + ["--table", name]
+    return selection
+
+
+# Checks, after rows were replaced with the triggers off, every foreign key from or to the restored tables, and
+# sets their serial sequences past the restored rows. Raises (and so rolls back everything) at the first foreign
+# key the restored rows would break: referencing rows are never left without the row they reference.
+CHECK_FOREIGN_KEYS_SQL = """
+DO $stackops$
+DECLARE
+  fk record; orphans bigint; matched text; present text; col record;
+BEGIN
+  FOR fk IN
+    SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
+           ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.ord) AS ccols,
+           ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.ord) AS pcols
+    FROM pg_constraint c
+    WHERE c.contype = 'f' AND (c.conrelid = ANY (%(tables)s) OR c.confrelid = ANY (%(tables)s))
+  LOOP
+    SELECT string_agg(format('p.%%I = c.%%I', fk.pcols[i], fk.ccols[i]), ' AND '),
+           string_agg(format('c.%%I IS NOT NULL', fk.ccols[i]), ' AND ')
+      INTO matched, present FROM generate_subscripts(fk.ccols, 1) AS i;
+    EXECUTE format('SELECT count(*) FROM %%s c WHERE %%s AND NOT EXISTS (SELECT 1 FROM %%s p WHERE %%s)',
+                   fk.child, present, fk.parent, matched) INTO orphans;
+    IF orphans > 0 THEN
+      RAISE EXCEPTION 'stackops: %% row(s) of %% would reference rows of %% that the restored data does not have (foreign key %%)',
+        orphans, fk.child, fk.parent, fk.conname;
+    END IF;
+  END LOOP;
+  FOR col IN
+    SELECT a.attrelid::regclass AS tbl, a.attname, pg_get_serial_sequence(a.attrelid::regclass::text, a.attname) AS seq
+    FROM pg_attribute a WHERE a.attrelid = ANY (%(tables)s) AND a.attnum > 0 AND NOT a.attisdropped
+  LOOP
+    IF col.seq IS NOT NULL THEN
+      EXECUTE format('SELECT setval(%%L, COALESCE((SELECT max(%%I) FROM %%s), 1), (SELECT count(*) > 0 FROM %%s))',
+                     col.seq, col.attname, col.tbl, col.tbl);
+    END IF;
+  END LOOP;
+END
+$stackops$;
+"""
+
+
+def restore_tables(runner, storage, manifest, target, tables, scratch):
+    """Replace the rows of ``tables`` (names as the archive has them, "schema.table") in ``target`` with the
+    backup's, without dropping anything: the tables' definitions and the backup's rows go into the ``scratch``
+    database (pre-data section, then the tables' data), then in one transaction of ``target`` the rows are
+    deleted and copied in with triggers off (no cascade reaches the referencing tables), and every foreign key
+    from or to the tables is checked before the commit. Needs a superuser (session_replication_role)."""
+    restore_into(runner, storage, manifest, scratch, no_owner=True, selection=["--section=pre-data"])
+    restore_into(runner, storage, manifest, scratch, selection=["--data-only"] + table_selection(tables))
+    session = PsqlSession(runner, scratch)
+    try:
+        columns = {}
+        for table in tables:
+            columns[table] = session.scalar(
+                "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
+                "%s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';" % literal(_quoted(table)))
+    finally:
+        session.close()
+
+    def script():
+        yield b"BEGIN;\nSET LOCAL session_replication_role = replica;\n"
+        for table in tables:
+            yield ("DELETE FROM %s;\nCOPY %s (%s) FROM STDIN;\n" % (_quoted(table), _quoted(table),
+                                                                    columns[table])).encode()
+            rows = runner.stream(["psql", "-X", "-q", "--no-password", "-d", scratch, "-c",
+                                  "COPY %s (%s) TO STDOUT" % (_quoted(table), columns[table])])
+            try:
+                yield from iter(rows.read, b"")
+            finally:
+                rc, err = rows.finish()
+            if rc != 0:
+                raise CommandError(["psql"], rc, err)
+            yield b"\\.\n"
+        yield b"SET LOCAL session_replication_role = origin;\n"
+        regclasses = "ARRAY[%s]::regclass[]" % ", ".join(literal(_quoted(t)) for t in tables)
+        yield (CHECK_FOREIGN_KEYS_SQL % dict(tables=regclasses)).encode()
+        yield b"COMMIT;\n"
+
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", target]
+    rc, _out, err = runner.run(argv, input_chunks=script())
+    if rc != 0:
+        raise CommandError(argv, rc, err)
+
+
+def _quoted(table):
+    schema, _dot, name = table.partition(".")
+    return "%s.%s" % (ident(schema), ident(name))
 
 
 def archive_tables(runner, storage, manifest):
@@ -194,8 +288,12 @@ def archive_tables(runner, storage, manifest):
 def missing_tables(wanted, in_archive):
     """The names of ``wanted`` (``schema.table`` or ``table``, exactly as pg_restore -t matches) that are not
     in the archive."""
-    names = {t.split(".", 1)[1] for t in in_archive}
-    return [t for t in wanted if t not in in_archive and ("." in t or t not in names)]
+    return [t for t in wanted if not archive_names(t, in_archive)]
+
+
+def archive_names(table, in_archive):
+    """The archive's "schema.table" names that ``table`` ("schema.table", or "table" in any schema) means."""
+    return [t for t in in_archive if t == table or ("." not in table and t.split(".", 1)[1] == table)]
 
 
 def compare_counts(expected, actual):

@@ -342,9 +342,11 @@ def check_disk(check):
         st = os.statvfs(check["path"])
     except OSError as exc:
         return "fail", "%s: %s" % (check["path"], exc.strerror), {}
-    total = st.f_blocks * st.f_frsize
-    used = total - st.f_bfree * st.f_frsize
-    percent = 100.0 * used / total if total else 0.0
+    # what df reports: used / (used + available to unprivileged users); the blocks reserved for root count as
+    # neither, so a full disk reads 100% here as in df, not 95%
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    available = st.f_bavail * st.f_frsize
+    percent = 100.0 * used / (used + available) if used + available else 0.0
     details = dict(used_percent=round(percent, 1))
     if percent >= check.get("critical_percent", 90):
         return "fail", "%s is %.1f%% full (critical at %s%%)" % (

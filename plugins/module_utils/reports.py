@@ -20,7 +20,7 @@ SECRET_KEY = re.compile(r"(password|passphrase|passwd|secret|token|credential|pr
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 METRIC_TYPES = ("gauge", "counter", "untyped")
-EVENTS = ("started", "succeeded", "failed", "skipped")
+EVENTS = ("started", "succeeded", "warning", "failed", "skipped")
 
 
 def mask(value, secrets=()):
@@ -125,6 +125,7 @@ def append_line(path, entry, mode=0o640):
 
 
 EVENT_STYLE = {"started": (":arrow_forward:", "#439FE0"), "succeeded": (":white_check_mark:", "good"),
+               "warning": (":warning:", "warning"),
                "failed": (":rotating_light:", "danger"), "skipped": (":fast_forward:", "#AAAAAA")}
 
 

@@ -36,7 +36,7 @@ options:
   result:
     description: How it ended.
     type: str
-    choices: [succeeded, failed, skipped]
+    choices: [succeeded, warning, failed, skipped]
     required: true
   summary:
     description: One human line, such as C(app 12.3 MiB, offsite, 2 pruned).
@@ -137,7 +137,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", default="/var/log/stackops-runbook/ledger.jsonl"),
             operation=dict(type="str", required=True),
-            result=dict(type="str", required=True, choices=["succeeded", "failed", "skipped"]),
+            result=dict(type="str", required=True, choices=["succeeded", "warning", "failed", "skipped"]),
             summary=dict(type="str", default=""),
             inputs=dict(type="dict", default={}),
             details=dict(type="dict", default={}),

@@ -35,7 +35,7 @@ options:
   event:
     description: What happened.
     type: str
-    choices: [started, succeeded, failed, skipped]
+    choices: [started, succeeded, warning, failed, skipped]
     required: true
   host:
     description: The host it happened on.
@@ -112,7 +112,7 @@ def main():
         argument_spec=dict(
             url=dict(type="str", required=True, no_log=True),
             operation=dict(type="str", required=True),
-            event=dict(type="str", required=True, choices=["started", "succeeded", "failed", "skipped"]),
+            event=dict(type="str", required=True, choices=["started", "succeeded", "warning", "failed", "skipped"]),
             host=dict(type="str", required=True),
             summary=dict(type="str", default=""),
             details=dict(type="dict", default={}),

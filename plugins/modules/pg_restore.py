@@ -51,8 +51,10 @@ options:
     default: false
   tables:
     description:
-      - Restore only these tables (C(schema.table) or C(table)) from a custom or directory archive into the
-        existing O(target_database), replacing them there in one transaction.
+      - Restore only these tables (C(schema.table) or C(table), as the archive names them) from a custom or
+        directory archive into the existing O(target_database). Their rows are replaced in one transaction
+        without dropping anything, so tables that reference them (foreign keys) stay as they are; a restore
+        that would leave a referencing row without its row fails and changes nothing. Needs a superuser.
     type: list
     elements: str
   jobs:
@@ -149,6 +151,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
     RestoreError,
+    archive_names,
     archive_tables,
     backup_source_argument_spec,
     compare_counts,
@@ -157,6 +160,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     find_backup,
     open_storage,
     restore_into,
+    restore_tables,
     row_counts,
     stage_locally,
 )
@@ -170,7 +174,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
-PREVIOUS_SUFFIX = "__previous"  # the target, set aside until the restored copy has its name
+PREVIOUS_SUFFIX = "__previous"
+TABLES_SUFFIX = "__tables"  # the backup's rows of the tables, on their way into the target  # the target, set aside until the restored copy has its name
 
 
 def argument_spec():
@@ -229,6 +234,7 @@ class Restore:
             if missing:
                 self.fail("tables %s are not in %s (names match exactly, case included), so nothing was changed. "
                           "The archive has: %s" % (", ".join(missing), manifest["name"], ", ".join(in_archive)))
+            self.tables = sorted({name for t in p["tables"] for name in archive_names(t, in_archive)})
         admin = Admin(self.runner)
         try:
             return self._restore(admin, local, manifest, target)
@@ -256,7 +262,7 @@ class Restore:
             return self.result
         started = time.monotonic()
         if p["tables"]:
-            restore_into(self.runner, local, manifest, target, p["jobs"], p["no_owner"], p["tables"])
+            self._restore_tables(admin, local, manifest, target)
             counts = row_counts(self.runner, target)
             expected = {t: n for t, n in (manifest.get("row_counts") or {}).items()
                         if t in p["tables"] or t.split(".", 1)[-1] in p["tables"]}
@@ -267,6 +273,21 @@ class Restore:
         self.result.update(restored=True, restore_seconds=round(time.monotonic() - started, 3), row_counts=counts,
                            differences=compare_counts(expected, counts) if expected else {})
         return self.result
+
+    def _restore_tables(self, admin, local, manifest, target):
+        """The tables' rows replaced in one transaction of the target (see _restore.restore_tables): their
+        dependents are neither dropped nor cascaded to, and a restore that would break a foreign key changes
+        nothing."""
+        scratch = target + TABLES_SUFFIX
+        admin.drop(scratch)  # a leftover of a run that died: only ever a copy of backup rows
+        admin.create(scratch)
+        try:
+            restore_tables(self.runner, local, manifest, target, self.tables, scratch)
+        except CommandError as exc:
+            raise RestoreError("the tables were not restored and %s was not changed: %s" % (
+                target, _first_line(exc).replace("stackops: ", "")))
+        finally:
+            _drop_quietly(self.runner, scratch)
 
     def _restore_whole(self, admin, local, manifest, target, exists):
         """Restore into a scratch database; only a restore whose counts match replaces the target, and the
@@ -352,8 +373,10 @@ class Restore:
 
 
 def _first_line(exc):
-    text = str(getattr(exc, "stderr", "") or exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    """The line of a client's error output that says what went wrong (psql's ERROR line, not its CONTEXT)."""
+    lines = str(getattr(exc, "stderr", "") or exc).strip().splitlines()
+    errors = [line.split("ERROR:", 1)[1].strip() for line in lines if "ERROR:" in line]
+    return errors[0] if errors else (lines[-1] if lines else type(exc).__name__)
 
 
 def _drop_quietly(runner, database):

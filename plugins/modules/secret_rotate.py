@@ -67,6 +67,28 @@ options:
       - Skip the rotation when the current value was set less than this long ago (C(80d)), so a scheduled run that
         is retried changes nothing. Default always rotate.
     type: str
+  encrypts_data:
+    description:
+      - Whether the secret is a key that encrypts data at rest (an C(ENCRYPTION_KEY)); data encrypted with the old
+        value cannot be read with a new one. Default is to detect it by the names (O(name) and the env variables)
+        containing C(ENCRYPT), C(CIPHER), C(FERNET), C(DATA_KEY) or C(MASTER_KEY).
+      - Such a key is only rotated with O(reencrypt_command) or O(accept_unreadable_data); otherwise the task fails
+        before changing anything.
+    type: bool
+  reencrypt_command:
+    description:
+      - A command (argv list, no shell) that re-encrypts the data from the old key to the new one, run on the
+        managed host after the new value is set and before the services are restarted and tested. It gets the
+        values in its environment as E(STACKOPS_OLD_SECRET) and E(STACKOPS_NEW_SECRET), never in argv. A failure
+        reverts the rotation.
+    type: list
+    elements: str
+  accept_unreadable_data:
+    description:
+      - Rotate a key that encrypts data at rest without re-encrypting, accepting that data encrypted with the old
+        value becomes unreadable (for example after an exposure, when that data is to be discarded).
+    type: bool
+    default: false
   steps:
     description: The steps to run; the default runs the whole rotation. A partial run leaves C(pending) for the next.
     type: list
@@ -217,6 +239,7 @@ health:
 """
 
 import os
+import re
 import time
 import traceback
 
@@ -382,6 +405,13 @@ class Rotation:
                 raise sec.SecretError("role %s logs in with neither the pending nor the current value of %s"
                                       % (self.p["postgres_role"], self.p["name"]))
         self.write_files(pending)
+        if self.p["reencrypt_command"]:
+            env = dict(STACKOPS_OLD_SECRET=current, STACKOPS_NEW_SECRET=pending)
+            rc, _out, err = self.module.run_command(self.p["reencrypt_command"], environ_update=env,
+                                                    cwd=self.p["project_src"] or None)
+            if rc != 0:
+                raise sec.SecretError("reencrypt_command failed (rc=%s): %s" % (rc, (err or "").strip()[-500:]))
+            self.done.append("reencrypt")
         self.done.append("set")
 
     def test(self, pending, current):
@@ -448,6 +478,10 @@ def mirror(settings, value):
         raise sec.SecretError("cannot mirror to %s %s: %s" % (settings["service"], settings["name"], exc))
 
 
+# names of keys that encrypt data at rest: rotating them without re-encryption makes that data unreadable
+DATA_KEY_NAMES = re.compile(r"ENCRYPT|CIPHER|FERNET|DATA_?KEY|MASTER_?KEY", re.I)
+
+
 def main():
     spec = postgres_common_argument_spec()
     spec.update(
@@ -470,6 +504,9 @@ def main():
         restart_services=dict(type="list", elements="str", default=[]),
         health_checks=dict(type="list", elements="dict", default=[]),
         health_timeout=dict(type="int", default=120),
+        encrypts_data=dict(type="bool"),
+        reencrypt_command=dict(type="list", elements="str"),
+        accept_unreadable_data=dict(type="bool", default=False),
         mirror=dict(type="dict", options=dict(
             service=dict(type="str", choices=["secretsmanager", "ssm"], required=True),
             name=dict(type="str", required=True),
@@ -487,6 +524,13 @@ def main():
         module.fail_json(msg="no target: give postgres_role, env_files or files (where the secret is used)")
     if p["length"] < 16:
         module.fail_json(msg="length=%s is too short for a secret: use 16 or more" % p["length"])
+    encrypts_data = p["encrypts_data"] if p["encrypts_data"] is not None else any(
+        DATA_KEY_NAMES.search(n) for n in [p["name"]] + [t["variable"] for t in p["env_files"]])
+    if encrypts_data and not (p["reencrypt_command"] or p["accept_unreadable_data"]):
+        module.fail_json(msg="%s looks like a key that encrypts data at rest: after rotating it, data encrypted with "
+                             "the old value cannot be read. Nothing was changed. Give reencrypt_command (re-encrypts "
+                             "with STACKOPS_OLD_SECRET and STACKOPS_NEW_SECRET), or set accept_unreadable_data: true; "
+                             "set encrypts_data: false if it does not encrypt data" % p["name"])
     require_libraries(module, docker=bool(p["restart_services"] or p["container"]), yaml=bool(p["restart_services"]),
                       boto3=bool(p["mirror"]))
     try:

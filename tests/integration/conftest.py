@@ -469,9 +469,12 @@ def answers(stack):
 
 
 @contextlib.contextmanager
-def running_stack(base):
-    """The sandbox's stack (postgres, the API at 1.0.0, the proxy) under a unique name, removed afterwards."""
+def running_stack(base, **env):
+    """The sandbox's stack (postgres, the API at 1.0.0, the proxy) under a unique name, removed afterwards;
+    ``env`` adds variables to its env file (SANDBOX_STRICT_SCHEMA="1"...)."""
     stack = Stack(base)
+    with open(stack.env_file, "a") as fh:
+        fh.writelines("%s=%s\n" % item for item in env.items())
     up = stack.compose("up", "-d")
     try:
         assert up.returncode == 0, up.stderr

@@ -26,7 +26,9 @@ FAILURE = os.environ.get("DEMO_FAILURE", "")
 
 
 def database_login():
-    """With DEMO_DB_LOGIN=1 readiness logs in to the database (so a wrong password shows), else it only connects."""
+    """With DEMO_DB_LOGIN=1 readiness logs in to the database (so a wrong password shows), else it only connects.
+    With DEMO_STRICT_SCHEMA=1 it is not ready while the database holds migrations this release does not know (a
+    schema newer than the code), as apps that check their migrations at start-up are."""
     if os.environ.get("DEMO_DB_LOGIN") != "1":
         return database_state(), None
     try:
@@ -34,6 +36,15 @@ def database_login():
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT 1")
+                if os.environ.get("DEMO_STRICT_SCHEMA") == "1":
+                    cur.execute("SELECT to_regclass('app_migrations') IS NOT NULL")
+                    applied = set()
+                    if cur.fetchone()[0]:
+                        cur.execute("SELECT name FROM app_migrations")
+                        applied = {row[0] for row in cur.fetchall()}
+                    unknown = sorted(applied - {os.path.basename(f) for f in migrations()})
+                    if unknown:
+                        return "down", "the database schema is newer than this release (%s)" % ", ".join(unknown)
         finally:
             conn.close()
         return "up", None
