@@ -75,3 +75,123 @@ def test_the_disk_check_reports_what_df_reports(tmp_path):
     said = int(df.split()[-1].rstrip("%"))
     # df rounds up to a whole percent
     assert said - 1 <= measured <= said, (measured, said)
+
+
+@pytest.fixture(scope="module")
+def strict_stack(tmp_path_factory):
+    """The sandbox's stack with an API that is not ready while the database holds migrations it does not know."""
+    with running_stack(tmp_path_factory.mktemp("strict"), SANDBOX_STRICT_SCHEMA="1") as stack:
+        yield stack
+
+
+def test_a_rollback_with_the_database_restores_before_the_old_release_starts(strict_stack, tmp_path):
+    from test_deploy_roles import host_vars  # pylint: disable=import-outside-toplevel
+
+    stack = strict_stack
+    variables = host_vars(stack, tmp_path)
+    ready = [dict(name="ready", type="http", url=stack.url + "/health/ready")]
+    variables.update(rollback_health_checks=ready, rollback_health_timeout=20)
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps({"all": {"children": {"app": {"hosts": {"app1": variables}}}}}))
+    rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "deploy.yml"), str(path),
+                                 dict(deploy_version="1.1.0", deploy_migrate=True))
+    assert rc == 0, json.dumps(out)[-3000:]
+    assert stack.version() == "1.1.0"
+    # 1.0.0 does not start on 1.1.0's schema: the database must go back first
+    rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "rollback.yml"), str(path),
+                                 dict(rollback_restore_database=True, rollback_confirm="app"))
+    assert rc == 0, json.dumps(out)[-3000:]
+    assert stack.version() == "1.0.0" and stack.env_version() == "1.0.0"
+    assert stack.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'timezone'")[0][0] == "0"
+
+
+def test_a_degraded_verdict_is_a_warning_and_fails_the_role_when_asked(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    checks = [dict(name="cache", type="tcp", host="127.0.0.1", port=9, severity="warning", timeout=1),
+              dict(name="disk", type="disk", path="/", warning_percent=99, critical_percent=100)]
+    variables = dict(health_checks=checks, report_ledger_path=str(ledger))
+    rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "health.yml"), local_inventory(tmp_path), variables)
+    assert rc == 0
+    assert [json.loads(line)["result"] for line in ledger.read_text().splitlines()] == ["warning"]
+    assert task_results(out, "Probe the stack")["status"] == "degraded"
+    rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "health.yml"), local_inventory(tmp_path),
+                                 dict(variables, health_fail_on=["degraded"]))
+    assert rc != 0
+    assert "cache" in task_results(out, "Fail when the stack is not healthy enough")["msg"]
+
+
+def env_file_value(path, variable):
+    return [line.split("=", 1)[1].strip() for line in path.read_text().splitlines()
+            if line.startswith(variable + "=")][-1]
+
+
+def test_a_key_that_encrypts_data_is_only_rotated_with_reencryption_or_an_acknowledgement(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENCRYPTION_KEY=first-encryption-key-0123456789abcdef\n")
+    args = dict(name="encryption_key", state_dir=str(tmp_path / "state"),
+                env_files=[dict(path=str(env_file), variable="ENCRYPTION_KEY")])
+    refused = run_module("secret_rotate", args)
+    assert refused["failed"] and "encrypts data at rest" in refused["msg"] and "Nothing was changed" in refused["msg"]
+    assert "reencrypt_command" in refused["msg"] and "accept_unreadable_data" in refused["msg"]
+    assert env_file_value(env_file, "ENCRYPTION_KEY") == "first-encryption-key-0123456789abcdef"
+
+    # the re-encryption step gets both values in its environment, never in argv
+    seen = tmp_path / "reencrypted"
+    script = "printf '%s %s' \"$STACKOPS_OLD_SECRET\" \"$STACKOPS_NEW_SECRET\" > " + str(seen)
+    rotated = run_module("secret_rotate", dict(args, reencrypt_command=["sh", "-c", script]))
+    assert rotated.get("failed") is not True and rotated["rotated"], rotated["msg"]
+    new = env_file_value(env_file, "ENCRYPTION_KEY")
+    assert seen.read_text() == "first-encryption-key-0123456789abcdef " + new
+
+    # a failing re-encryption reverts the rotation
+    failed = run_module("secret_rotate", dict(args, reencrypt_command=["false"], min_age="0"))
+    assert failed["failed"] and failed["reverted"] is True and "reencrypt_command failed" in failed["msg"]
+    assert env_file_value(env_file, "ENCRYPTION_KEY") == new
+
+    acknowledged = run_module("secret_rotate", dict(args, accept_unreadable_data=True))
+    assert acknowledged.get("failed") is not True and acknowledged["rotated"], acknowledged["msg"]
+
+
+def test_an_emergency_rotation_rotates_what_min_age_would_skip(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SESSION_SECRET=first-session-secret-0123456789abcdef\n")
+    host = dict(ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
+                rotate_secrets_state_dir=str(tmp_path / "state"), report_ledger_path=str(tmp_path / "ledger.jsonl"),
+                rotate_secrets_list=[dict(name="session_secret",
+                                          env_files=[dict(path=str(env_file), variable="SESSION_SECRET")])])
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": host}}}}}))
+    playbook = os.path.join(PLAYBOOKS, "rotate_secrets.yml")
+    assert run_playbook(playbook, str(inventory), {})[0] == 0
+    first = env_file_value(env_file, "SESSION_SECRET")
+    assert run_playbook(playbook, str(inventory), {})[0] == 0
+    assert env_file_value(env_file, "SESSION_SECRET") == first  # rotated within min_age: skipped
+    assert run_playbook(playbook, str(inventory), dict(rotate_secrets_force=True))[0] == 0
+    assert env_file_value(env_file, "SESSION_SECRET") != first
+
+
+def test_the_runbooks_idle_sessions_are_one_variable_away(host_pg, tmp_path):
+    # a console left open by a person (not a superuser: those are never ended)
+    host_pg.psql("postgres", "DROP ROLE IF EXISTS console_user; CREATE ROLE console_user LOGIN PASSWORD 'console-pw'")
+    idle = subprocess.Popen(["psql", "-X", "-q", "-d", "app"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=dict(host_pg.env(), PGAPPNAME="forgotten-console", PGUSER="console_user",
+                                     PGPASSWORD="console-pw"), text=True)
+    idle.stdin.write("SELECT 1;\n")
+    idle.stdin.flush()
+    idle.stdout.readline()
+    try:
+        count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'forgotten-console'"
+        inventory = tmp_path / "hosts.json"
+        inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": dict(
+            ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
+            backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
+            backup_login_password=host_pg.password)}}}}}))
+        playbook = os.path.join(PLAYBOOKS, "terminate_idle_sessions.yml")
+        import time  # pylint: disable=import-outside-toplevel
+        time.sleep(2)
+        assert run_playbook(playbook, str(inventory), dict(idle_older_than="1s"))[0] == 0
+        assert host_pg.psql("postgres", count) == "1"  # plain idle is left alone by default
+        assert run_playbook(playbook, str(inventory), dict(idle_older_than="1s", idle_include_idle=True))[0] == 0
+        assert host_pg.psql("postgres", count) == "0"
+    finally:
+        idle.kill()
