@@ -331,6 +331,7 @@ MARKDOWN = """# Restore drill: {database}, {date}
 | Field | Value |
 |---|---|
 | Result | **{result}** |
+| Performed by | {performed_by} |
 | Backup used | {backup} ({size}, {format}/{compression}, taken {taken}) |
 | Backup location | {location} |
 | Restore target | {target} |
@@ -338,6 +339,7 @@ MARKDOWN = """# Restore drill: {database}, {date}
 | Tables restored | {tables}/{expected_tables} |
 | Row counts match | {counts_match} |
 | Rows restored | {rows} |
+| Roles restored first | {globals} |
 | Drill duration | {duration}s |
 
 ## Issues found
@@ -366,6 +368,19 @@ def _human_size(size):
     return str(size)
 
 
+def image_for_backup(image, manifest):
+    """``drill_image`` with ``{major}`` replaced by the major version of the server the backup was taken from, so
+    a PostgreSQL 16 dump is drilled on 16 (an older server cannot read a newer one's dump)."""
+    if "{major}" not in image:
+        return image
+    version = str(manifest.get("server_version") or "")
+    major = version.split(".", 1)[0].split()[0] if version else ""
+    if not major.isdigit():
+        raise DrillSetupError("drill_image %s needs the backup's server version, and the manifest of %s has none: "
+                              "name the image's version" % (image, manifest.get("name")))
+    return image.replace("{major}", major)
+
+
 def render_markdown(report):
     manifest = report.get("manifest") or {}
     expected = manifest.get("row_counts") or {}
@@ -381,6 +396,9 @@ def render_markdown(report):
     differences = report.get("differences") or {}
     return MARKDOWN.format(
         database=report["database"], date=report["started_at"], result="PASSED" if report["passed"] else "FAILED",
+        performed_by=report.get("performed_by") or "-",
+        globals=("%s (created: %s)" % (report["globals"]["backup"], ", ".join(report["globals"]["created_roles"]) or "none")
+                 if report.get("globals") else "no (restored without owners and grants)"),
         backup=report.get("backup") or "none found", size=_human_size(manifest.get("size")),
         format=manifest.get("format", "-"), compression=manifest.get("compression", "-"),
         taken=manifest.get("finished_at", "-"), location=report.get("location", "-"),

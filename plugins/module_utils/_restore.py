@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -149,6 +150,66 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
                 runner.run(["rm", "-rf", source])
     if rc != 0:
         raise CommandError(argv, rc, err)
+
+
+ROLE_STATEMENT = re.compile(r'^(CREATE|ALTER|COMMENT ON) ROLE ("(?:[^"]|"")+"|[^\s;]+)')
+TABLESPACE_STATEMENT = re.compile(r"^(CREATE TABLESPACE|ALTER TABLESPACE|COMMENT ON TABLESPACE)")
+
+
+def _role_name(token):
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token
+
+
+def globals_script(chunks, existing_roles, report):
+    """The statements of a globals backup (pg_dumpall --globals-only, one statement a line) that add what is
+    missing: roles that exist already - the connecting superuser among them - are neither created nor altered
+    (their passwords and attributes stay), tablespaces are left out (their folders are the server's). Fills
+    ``report`` with the roles created and skipped."""
+    report.setdefault("created_roles", [])
+    report.setdefault("skipped_roles", [])
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            kept = _globals_line(line.decode("utf-8"), existing_roles, report)
+            if kept is not None:
+                yield (kept + "\n").encode("utf-8")
+    if rest:
+        kept = _globals_line(rest.decode("utf-8"), existing_roles, report)
+        if kept is not None:
+            yield (kept + "\n").encode("utf-8")
+
+
+def _globals_line(line, existing_roles, report):
+    if TABLESPACE_STATEMENT.match(line):
+        return None
+    match = ROLE_STATEMENT.match(line)
+    if not match:
+        return line
+    role = _role_name(match.group(2))
+    if role in existing_roles:
+        if match.group(1) == "CREATE" and role not in report["skipped_roles"]:
+            report["skipped_roles"].append(role)
+        return None
+    if match.group(1) == "CREATE":
+        report["created_roles"].append(role)
+    return line
+
+
+def restore_globals(runner, storage, manifest, report):
+    """Restore a globals backup's roles and memberships on the server (see globals_script)."""
+    session = PsqlSession(runner, "postgres")
+    try:
+        existing = set(r for r in session.query("SELECT rolname FROM pg_roles;") if r)
+    finally:
+        session.close()
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-d", "postgres"]
+    chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
+    rc, _out, err = runner.run(argv, input_chunks=globals_script(chunks, existing, report))
+    if rc != 0:
+        raise CommandError(argv, rc, err)
+    return report
 
 
 def table_selection(tables):

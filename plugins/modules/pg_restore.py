@@ -57,6 +57,15 @@ options:
         that would leave a referencing row without its row fails and changes nothing. Needs a superuser.
     type: list
     elements: str
+  restore_globals:
+    description:
+      - First restore the newest globals backup (M(stackops.runbook.pg_backup) with O(stackops.runbook.pg_backup#module:globals_only))
+        of the same storage, so the roles that own and are granted the database's objects exist.
+      - Only what is missing is added. Roles that exist - the connecting superuser among them - are neither created
+        nor altered (their passwords stay), and tablespaces are left out. Roles added stay if the database restore
+        then fails (they own nothing yet).
+    type: bool
+    default: false
   jobs:
     description: Parallel restore jobs (directory archives).
     type: int
@@ -103,6 +112,11 @@ restored:
   returned: always
   type: bool
   sample: true
+globals:
+  description: With O(restore_globals), the globals backup used and the roles it created or found already there.
+  returned: when restore_globals is set
+  type: dict
+  sample: {"backup": "globals_20261122T030000Z", "created_roles": ["app_user"], "skipped_roles": ["postgres"]}
 backup:
   description: The backup that was restored (its manifest's name).
   returned: always
@@ -159,6 +173,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     missing_tables,
     find_backup,
     open_storage,
+    restore_globals,
     restore_into,
     restore_tables,
     row_counts,
@@ -189,6 +204,7 @@ def argument_spec():
         tables=dict(type="list", elements="str"),
         jobs=dict(type="int"),
         no_owner=dict(type="bool", default=False),
+        restore_globals=dict(type="bool", default=False),
     )
     return spec
 
@@ -216,6 +232,7 @@ class Restore:
 
     def run(self, workdir):
         p = self.p
+        self.workdir = workdir
         target = p["target_database"]
         storage = open_storage(p)
         manifest = find_backup(storage, p["backup"], p["database"] or target)
@@ -258,6 +275,8 @@ class Restore:
         elif p["tables"]:
             self.fail("tables restores into an existing database, and %s does not exist" % target)
         self.result.update(changed=True, replaced=exists and not p["tables"])
+        if p["restore_globals"]:
+            self._restore_globals()
         if self.module.check_mode:
             return self.result
         started = time.monotonic()
@@ -273,6 +292,20 @@ class Restore:
         self.result.update(restored=True, restore_seconds=round(time.monotonic() - started, 3), row_counts=counts,
                            differences=compare_counts(expected, counts) if expected else {})
         return self.result
+
+    def _restore_globals(self):
+        """The newest globals backup of the storage, checked, then what it adds (roles) before the database."""
+        storage = open_storage(self.p)
+        manifest = find_backup(storage, "latest", "globals", kind="globals")
+        local = stage_locally(storage, manifest, tempfile.mkdtemp(dir=self.workdir))
+        try:
+            verify_backup(local, manifest, self.runner)
+        except DumpError as exc:
+            self.fail("the globals backup does not match its manifest, so nothing was changed: %s" % exc)
+        report = dict(backup=manifest["name"])
+        self.result["globals"] = report
+        if not self.module.check_mode:
+            restore_globals(self.runner, local, manifest, report)
 
     def _restore_tables(self, admin, local, manifest, target):
         """The tables' rows replaced in one transaction of the target (see _restore.restore_tables): their

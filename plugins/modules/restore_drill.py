@@ -43,6 +43,8 @@ options:
     description:
       - A PostgreSQL image to start the throwaway target from, such as C(postgres:16). It is started through the
         official image's interface (C(POSTGRES_PASSWORD), port 5432).
+      - C({major}) in it stands for the major version of the server the backup was taken from (its manifest's
+        C(server_version)), as in C(postgres:{major}), so a backup is drilled on the PostgreSQL it came from.
       - Without it, the connection options name a server on which a scratch database is created and dropped.
     type: str
   drill_port:
@@ -112,6 +114,15 @@ options:
     description: Directory of the drill logs (markdown and JSON) and of C(history.jsonl).
     type: path
     required: true
+  performed_by:
+    description: Who ran the drill, for the log's C(Performed by) line (the AWX user, a person's name).
+    type: str
+  restore_globals:
+    description:
+      - Restore the newest globals backup (roles, memberships) of the same storage into the throwaway container
+        first, then the database with its owners and grants, so that they are graded too. Needs O(drill_image).
+    type: bool
+    default: false
   fail_on_drill_failure:
     description: Fail the task when the drill fails. With C(false) the result says so and the task succeeds.
     type: bool
@@ -214,6 +225,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
     DrillSetupError,
     ScratchDatabaseTarget,
     grade,
+    image_for_backup,
     write_logs,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
@@ -223,6 +235,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     backup_source_argument_spec,
     find_backup,
     open_storage,
+    restore_globals,
     restore_into,
     row_counts,
     stage_locally,
@@ -251,6 +264,8 @@ def argument_spec():
         rto_seconds=dict(type="float"),
         jobs=dict(type="int"),
         log_dir=dict(type="path", required=True),
+        performed_by=dict(type="str"),
+        restore_globals=dict(type="bool", default=False),
         fail_on_drill_failure=dict(type="bool", default=True),
     )
     return spec
@@ -272,6 +287,9 @@ def validate(module):
                                  % (table, minimum))
     if p["drill_port"] and not p["drill_image"]:
         module.fail_json(msg="drill_port needs drill_image (it publishes the throwaway container's port)")
+    if p["restore_globals"] and not p["drill_image"]:
+        module.fail_json(msg="restore_globals needs drill_image: roles are server-wide, and a scratch database's server "
+                             "is not throwaway")
     require_libraries(module, zstandard=True, docker=bool(p["drill_image"] or p["container"]),
                       boto3=bool(p["s3"]))
 
@@ -285,6 +303,17 @@ def source_counts(options):
     """Row counts of the live source, now."""
     with ClientContext({k: v for k, v in options.items() if k != "database"}) as runner:
         return row_counts(runner, options["database"])
+
+
+def globals_backup(storage, workdir):
+    """(storage, manifest) of the newest globals backup beside the drilled one, staged and checked."""
+    manifest = find_backup(storage, "latest", "globals", kind="globals")
+    local = stage_locally(storage, manifest, tempfile.mkdtemp(dir=workdir))
+    try:
+        verify_backup(local, manifest)
+    except DumpError as exc:
+        raise RestoreError("the globals backup does not match its manifest: %s" % exc)
+    return local, manifest
 
 
 def run_drill(module, report):
@@ -307,14 +336,20 @@ def run_drill(module, report):
         if module.check_mode:
             return
         if p["drill_image"]:
-            target = ContainerTarget(p["drill_image"], p["drill_port"], p["docker_host"])
+            image = image_for_backup(p["drill_image"], manifest)
+            report["image"] = image
+            target = ContainerTarget(image, p["drill_port"], p["docker_host"])
         else:
             target = ScratchDatabaseTarget(p, manifest.get("database"))
         report["target"] = target.describe()
         runner, database = target.start()
         started = time.monotonic()
         try:
-            restore_into(runner, local, manifest, database, p["jobs"], no_owner=True)
+            if p["restore_globals"]:
+                roles, roles_manifest = globals_backup(storage, workdir)
+                report["globals"] = restore_globals(runner, roles, roles_manifest, dict(backup=roles_manifest["name"]))
+            # with the roles in place the owners and grants are restored too, and so graded
+            restore_into(runner, local, manifest, database, p["jobs"], no_owner=not p["restore_globals"])
         except CommandError as exc:
             report["restore_seconds"] = round(time.monotonic() - started, 3)
             report["failures"].append(dict(kind="restore_error", message=str(exc)))
@@ -337,6 +372,7 @@ def main():
     started = time.monotonic()
     now = datetime.datetime.now(datetime.timezone.utc)
     report = dict(started_at=mf.isoformat(now), database=module.params["database"], failures=[],
+                  performed_by=module.params["performed_by"],
                   restore_seconds=None, tables=0, rows=0, target=None, rto_seconds=module.params["rto_seconds"])
     try:
         run_drill(module, report)

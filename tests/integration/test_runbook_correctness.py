@@ -195,3 +195,56 @@ def test_the_runbooks_idle_sessions_are_one_variable_away(host_pg, tmp_path):
         assert host_pg.psql("postgres", count) == "0"
     finally:
         idle.kill()
+
+
+def test_globals_are_restored_before_the_database_and_existing_roles_are_left_alone(host_pg, tmp_path):
+    dest = str(tmp_path / "backups")
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS owned_app")
+    host_pg.psql("postgres", "DROP ROLE IF EXISTS report_owner; DROP ROLE IF EXISTS kept_role")
+    host_pg.psql("postgres", "CREATE ROLE report_owner LOGIN PASSWORD 'owner-pw'; "
+                             "CREATE ROLE kept_role LOGIN PASSWORD 'password-in-the-backup'")
+    host_pg.psql("postgres", "CREATE DATABASE owned_app OWNER report_owner")
+    host_pg.psql("owned_app", "CREATE TABLE reports (id int); ALTER TABLE reports OWNER TO report_owner; "
+                              "GRANT SELECT ON reports TO kept_role")
+    for args in (dict(globals_only=True), dict(database="owned_app")):
+        made = run_module("pg_backup", dict(host_pg.connection(), dest=dest, **args))
+        assert not made.get("failed"), made.get("msg")
+    # the disaster: the database and one role are gone; another role's password changed since the backup
+    host_pg.psql("postgres", "DROP DATABASE owned_app")
+    host_pg.psql("postgres", "REVOKE ALL ON DATABASE postgres FROM report_owner; DROP ROLE report_owner")
+    host_pg.psql("postgres", "ALTER ROLE kept_role PASSWORD 'password-set-since'")
+
+    result = run_module("pg_restore", dict(host_pg.connection(), path=dest, database="owned_app",
+                                           target_database="owned_app", restore_globals=True))
+    assert not result.get("failed"), result.get("msg")
+    assert "report_owner" in result["globals"]["created_roles"]
+    assert {"kept_role", "postgres"} <= set(result["globals"]["skipped_roles"])
+    assert host_pg.psql("owned_app", "SELECT tableowner FROM pg_tables WHERE tablename = 'reports'") == "report_owner"
+    assert host_pg.psql("owned_app", "SELECT has_table_privilege('kept_role', 'reports', 'SELECT')") == "t"
+    logins = subprocess.run(["psql", "-X", "-At", "-d", "postgres", "-c", "SELECT current_user"], capture_output=True,
+                            text=True, env=dict(host_pg.env(), PGUSER="kept_role", PGPASSWORD="password-set-since"))
+    assert logins.stdout.strip() == "kept_role", logins.stderr  # not altered back to the backup's password
+    assert run_module("health_probe", dict(checks=[dict(name="db", type="postgres", **host_pg.connection())]))[
+        "status"] == "healthy"  # the connecting superuser's password is untouched
+
+
+def test_a_drill_runs_on_the_backup_s_major_restores_roles_and_says_who_ran_it(host_pg, tmp_path):
+    from conftest import postgres_image  # pylint: disable=import-outside-toplevel
+
+    dest = str(tmp_path / "backups")
+    for args in (dict(globals_only=True), dict(database="app")):
+        assert not run_module("pg_backup", dict(host_pg.connection(), dest=dest, **args)).get("failed")
+    image = postgres_image().rsplit(":", 1)[0] + ":{major}"
+    result = run_module("restore_drill", dict(path=dest, database="app", drill_image=image,
+                                              log_dir=str(tmp_path / "logs"), performed_by="Alice (on call)",
+                                              restore_globals=True,
+                                              compare_source=dict(host_pg.connection(), database="app")))
+    assert not result.get("failed"), result.get("msg")
+    assert result["passed"]
+    with open(result["log_path"]) as fh:
+        log = fh.read()
+    assert "| Performed by | Alice (on call) |" in log
+    assert "| Roles restored first | globals_" in log
+    assert "Source now" in log  # compared with the live database
+    with open(result["json_log_path"]) as fh:
+        assert json.load(fh)["image"] == image.replace("{major}", "15")
