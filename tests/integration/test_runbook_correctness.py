@@ -248,3 +248,30 @@ def test_a_drill_runs_on_the_backup_s_major_restores_roles_and_says_who_ran_it(h
     assert "Source now" in log  # compared with the live database
     with open(result["json_log_path"]) as fh:
         assert json.load(fh)["image"] == image.replace("{major}", "15")
+
+
+def test_a_failed_migration_restored_on_failure_had_its_writers_stopped_and_the_tool_told(tmp_path):
+    from test_deploy_roles import host_vars  # pylint: disable=import-outside-toplevel
+
+    with running_stack(tmp_path / "stack") as stack:
+        variables = host_vars(stack, tmp_path)
+        variables["deploy_migrate_vars"]["migrate_rollback_command"] = [
+            "sh", "-c", "echo rolled-back > /srv/uploads/migration-rolled-back"]
+        path = tmp_path / "hosts.json"
+        path.write_text(json.dumps({"all": {"children": {"app": {"hosts": {"app1": variables}}}}}))
+        (api,) = stack.api_containers()
+        started = subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", api], capture_output=True,
+                                 text=True, check=True).stdout
+        rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "deploy.yml"), str(path),
+                                     dict(deploy_version="1.4.0-bad-migration", deploy_migrate=True))
+        assert rc != 0
+        stopped = task_results(out, "Stop the services that write for the migration window", host="app1")
+        assert stopped["cmd"][-1:] == ["api"], stopped["cmd"]
+        message = task_results(out, "Stop here, the deploy failed", host="app1")["msg"]
+        assert "The migration tool was told of the rollback" in message and "done" in message, message
+        marker = subprocess.run(["docker", "exec", api, "cat", "/srv/uploads/migration-rolled-back"],
+                                capture_output=True, text=True, check=False)
+        assert marker.stdout.strip() == "rolled-back"
+        again = subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", api], capture_output=True,
+                               text=True, check=True).stdout
+        assert again != started and stack.version() == "1.0.0"  # stopped for the window, serving again
