@@ -16,6 +16,7 @@ import socket
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import is_external
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
     compare_counts,
@@ -282,13 +283,23 @@ def grade(runner, database, manifest, report, critical_tables, spot_checks, sour
     expected = manifest.get("row_counts") or {}
     report.update(tables=len(restored), rows=sum(restored.values()), restored_counts=restored,
                   expected_tables=len(expected) if expected else manifest.get("tables"))
-    if not expected or not restored:
-        failures.append(dict(kind="empty", message="the backup holds no tables (%d restored)" % len(restored)))
-    missing = sorted(set(expected) - set(restored))
+    if is_external(manifest):
+        # a backup another tool made has no row counts: graded by what it holds, and against the live source
+        report["graded_against"] = ("the live source's tables and row counts" if source is not None else
+                                    "tables present only (a backup made by another tool has no row counts)")
+        expected = {}
+        if not restored:
+            failures.append(dict(kind="empty", message="the backup holds no tables"))
+        missing = sorted(set(source or {}) - set(restored))
+    else:
+        report["graded_against"] = "the manifest's row counts"
+        if not expected or not restored:
+            failures.append(dict(kind="empty", message="the backup holds no tables (%d restored)" % len(restored)))
+        missing = sorted(set(expected) - set(restored))
     if missing:
         failures.append(dict(kind="missing_tables", message="%d of %d tables missing after the restore: %s" % (
-            len(missing), len(expected), ", ".join(missing))))
-    differences = {t: d for t, d in compare_counts(expected, restored).items() if t not in missing}
+            len(missing), len(expected or source or {}), ", ".join(missing))))
+    differences = {t: d for t, d in compare_counts(expected, restored).items() if t not in missing} if expected else {}
     report["differences"] = differences
     if differences:
         failures.append(dict(kind="row_counts", message="row counts differ from the manifest: %s" % ", ".join(
@@ -337,6 +348,7 @@ MARKDOWN = """# Restore drill: {database}, {date}
 | Restore target | {target} |
 | Restore duration | {restore_seconds} (RTO target: {rto}) |
 | Tables restored | {tables}/{expected_tables} |
+| Graded against | {graded_against} |
 | Row counts match | {counts_match} |
 | Rows restored | {rows} |
 | Roles restored first | {globals} |
@@ -397,6 +409,7 @@ def render_markdown(report):
     return MARKDOWN.format(
         database=report["database"], date=report["started_at"], result="PASSED" if report["passed"] else "FAILED",
         performed_by=report.get("performed_by") or "-",
+        graded_against=report.get("graded_against") or "-",
         globals=("%s (created: %s)" % (report["globals"]["backup"], ", ".join(report["globals"]["created_roles"]) or "none")
                  if report.get("globals") else "no (restored without owners and grants)"),
         backup=report.get("backup") or "none found", size=_human_size(manifest.get("size")),
@@ -406,7 +419,8 @@ def render_markdown(report):
         restore_seconds="%.1fs" % report["restore_seconds"] if report.get("restore_seconds") is not None else "-",
         rto="%gs" % report["rto_seconds"] if report.get("rto_seconds") else "none set",
         tables=report.get("tables", 0), expected_tables=report.get("expected_tables") or "-",
-        counts_match="yes" if restored and not differences and expected else "no" + (
+        counts_match="n/a (the backup has no row counts)" if is_external(manifest) else
+        "yes" if restored and not differences and expected else "no" + (
             " (%s)" % ", ".join(sorted(differences)) if differences else ""),
         rows=report.get("rows", 0), duration=report.get("duration"),
         issues="\n".join("- **%s**: %s" % (f["kind"], f["message"]) for f in report["failures"]) or "None.",

@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import PsqlSession
@@ -76,9 +77,15 @@ def find_backup(storage, backup, label, kind="database"):
             raise RestoreError("the S3 key %r is outside the prefix %r: name a backup under s3.prefix" % (backup, base))
         backup = backup[len(base):]
     name = os.path.basename(backup.rstrip("/")).split(".", 1)[0]
+    manifest = storage.read_manifest(name) if mf.parse_name(name) else None
+    if manifest is None and kind != "volume" and os.path.isabs(backup) and os.path.isfile(backup):
+        # a dump another tool made (the runbooks' cron job): described from its content
+        try:
+            return describe_file(backup, label)
+        except NotABackup as exc:
+            raise RestoreError(str(exc))
     if mf.parse_name(name) is None:
         raise RestoreError("%r is not a backup name (LABEL_YYYYMMDDTHHMMSSZ) nor a file pg_backup wrote" % backup)
-    manifest = storage.read_manifest(name)
     if manifest is None:
         raise RestoreError("backup %s has no manifest in %s (missing, or not written by pg_backup)"
                            % (name, storage.location("")))

@@ -78,7 +78,8 @@ class BackupEntry:
                     timestamp=int(self.when.timestamp()), duration_seconds=m.get("duration_seconds"),
                     database=m.get("database"), kind=m.get("kind"), file=m.get("file"),
                     size=m.get("size"), sha256=m.get("sha256"), format=m.get("format"),
-                    compression=m.get("compression"), tag=m.get("tag"), verified=self.verified)
+                    compression=m.get("compression"), tag=m.get("tag"), verified=self.verified,
+                    made_by=(m.get("source") or {}).get("made_by") or "stackops.runbook")
 
 
 # how far ahead of this host's clock a backup's time may be and still count as made now

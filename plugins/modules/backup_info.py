@@ -28,7 +28,11 @@ attributes:
     description: Nothing changes.
 options:
   path:
-    description: Directory of the backups (the O(stackops.runbook.pg_backup#module:dest) of pg_backup).
+    description:
+      - Directory of the backups (the O(stackops.runbook.pg_backup#module:dest) of pg_backup).
+      - Or one dump file another tool made, such as a runbook cron job's C(app_2026-11-21.sql.gz) or
+        C(pg_dump -Fc) C(.dump), recognised by its content; O(verify) then decompresses it and checks its
+        completion line. It has no manifest, so no row counts; M(stackops.runbook.backup_import) adopts it.
     type: path
   database:
     description:
@@ -127,11 +131,14 @@ verified:
 """
 
 import datetime
+import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+    BackupEntry,
     LocalStorage,
     S3Storage,
     StorageError,
@@ -178,15 +185,24 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
-        storage = S3Storage(p["s3"]) if p["s3"] else LocalStorage(p["path"])
-        entries = storage.list_backups(p["database"])
-    except StorageError as exc:
+        if p["path"] and os.path.isfile(p["path"]):
+            # one dump another tool made (a runbook's cron job), read from its content
+            manifest = describe_file(p["path"], p["database"])
+            storage = LocalStorage(os.path.dirname(p["path"]))
+            when = datetime.datetime.strptime(manifest["finished_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc)
+            entries = [BackupEntry(manifest["name"], when, manifest, p["path"])]
+        else:
+            storage = S3Storage(p["s3"]) if p["s3"] else LocalStorage(p["path"])
+            entries = storage.list_backups(p["database"])
+    except (StorageError, NotABackup) as exc:
         module.fail_json(msg="cannot list the backups: %s" % exc)
 
     latest = {}
     for entry in entries:  # oldest first, so the last one seen per label is its latest
         if not in_future(entry, now):  # a wrong clock's backup is never the latest
-            latest[mf.parse_name(entry.name)[0]] = entry
+            parsed = mf.parse_name(entry.name)
+            latest[parsed[0] if parsed else p["database"] or entry.name] = entry
     result = dict(changed=False, backups=[describe(e, now) for e in entries],
                   latest={label: describe(e, now) for label, e in latest.items()}, verified=[],
                   future_backups=future_dated(entries, now))

@@ -117,6 +117,13 @@ globals:
   returned: when restore_globals is set
   type: dict
   sample: {"backup": "globals_20261122T030000Z", "created_roles": ["app_user"], "skipped_roles": ["postgres"]}
+row_counts_checked:
+  description:
+    - Whether the restored row counts were compared with the backup's manifest. A backup made by another tool
+      (a runbook's C(pg_dump | gzip) file, given by path) has no row counts.
+  returned: when a backup was found
+  type: bool
+  sample: true
 backup:
   description: The backup that was restored (its manifest's name).
   returned: always
@@ -237,6 +244,11 @@ class Restore:
         storage = open_storage(p)
         manifest = find_backup(storage, p["backup"], p["database"] or target)
         self.result["backup"] = manifest["name"]
+        if manifest.get("kind") in ("all_databases", "globals"):
+            self.fail("%s is a %s dump (pg_dumpall): it is not restored into one database, so nothing was changed. "
+                      "Use restore_globals for roles; restore a whole cluster dump on an empty server with psql -f"
+                      % (manifest["name"], "cluster" if manifest["kind"] == "all_databases" else "globals"))
+        self.result["row_counts_checked"] = bool(manifest.get("row_counts"))
         if p["tables"] and manifest["format"] == "plain":
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])

@@ -275,3 +275,60 @@ def test_a_failed_migration_restored_on_failure_had_its_writers_stopped_and_the_
         again = subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", api], capture_output=True,
                                text=True, check=True).stdout
         assert again != started and stack.version() == "1.0.0"  # stopped for the window, serving again
+
+
+@pytest.fixture
+def runbook_dumps(host_pg, tmp_path):
+    """The files the runbooks' cron jobs leave: pg_dump | gzip, pg_dump -Fc, pg_dumpall."""
+    folder = tmp_path / "old-backups"
+    folder.mkdir()
+    env = host_pg.env()
+    with open(folder / "app_2026-11-20.sql.gz", "wb") as out:
+        dump = subprocess.Popen(["pg_dump", "-d", "app"], stdout=subprocess.PIPE, env=env)
+        subprocess.run(["gzip"], stdin=dump.stdout, stdout=out, check=True)
+        assert dump.wait() == 0
+    subprocess.run(["pg_dump", "-Fc", "-d", "app", "-f", str(folder / "app_2026-11-21.dump")], env=env, check=True)
+    subprocess.run(["pg_dumpall", "-f", str(folder / "cluster_2026-11-21.sql")], env=env, check=True)
+    os.utime(folder / "app_2026-11-20.sql.gz", (1763607600, 1763607600))  # 2025-11-20T03:00:00Z
+    return folder
+
+
+def test_the_runbooks_own_dumps_are_read_restored_drilled_and_imported(host_pg, tmp_path, runbook_dumps):
+    from conftest import postgres_image  # pylint: disable=import-outside-toplevel
+
+    gz, custom, cluster = (str(runbook_dumps / n) for n in ("app_2026-11-20.sql.gz", "app_2026-11-21.dump",
+                                                             "cluster_2026-11-21.sql"))
+    info = run_module("backup_info", dict(path=gz, verify=True))
+    assert not info.get("failed"), info.get("msg")
+    assert info["backups"][0]["made_by"] == "another tool" and info["backups"][0]["compression"] == "gzip"
+    assert info["verified"][0]["method"].startswith("sha256+decompress")
+
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS from_cron")
+    restored = run_module("pg_restore", dict(host_pg.connection(), backup=gz, target_database="from_cron"))
+    assert not restored.get("failed"), restored.get("msg")
+    assert restored["row_counts_checked"] is False
+    assert exact_counts(host_pg.psql, "from_cron") == exact_counts(host_pg.psql, "app")
+    refused = run_module("pg_restore", dict(host_pg.connection(), backup=cluster, target_database="from_cron",
+                                            confirm="from_cron"))
+    assert refused["failed"] and "cluster dump (pg_dumpall)" in refused["msg"]
+
+    drill = run_module("restore_drill", dict(backup=custom, database="app", drill_image=postgres_image(),
+                                             log_dir=str(tmp_path / "logs"),
+                                             compare_source=dict(host_pg.connection(), database="app")))
+    assert not drill.get("failed"), drill.get("msg")
+    with open(drill["log_path"]) as fh:
+        assert "| Graded against | the live source's tables and row counts |" in fh.read()
+
+    dest = str(tmp_path / "backups")
+    for path, database in ((gz, "app"), (custom, "app"), (cluster, None)):
+        imported = run_module("backup_import", dict(src=path, dest=dest, database=database))
+        assert not imported.get("failed"), imported.get("msg")
+        assert imported["changed"] and os.path.exists(imported["path"])
+    assert run_module("backup_import", dict(src=gz, dest=dest, database="app"))["changed"] is False
+    listed = run_module("backup_info", dict(path=dest, verify=True, verify_scope="all"))
+    assert sorted(listed["latest"]) == ["all_databases", "app"] and len(listed["verified"]) == 3
+    assert listed["latest"]["app"]["name"].startswith("app_") and listed["latest"]["app"]["format"] == "custom"
+    assert any(b["name"] == "app_20251120T030000Z" for b in listed["backups"])
+    drilled = run_module("restore_drill", dict(path=dest, database="app", drill_image=postgres_image(),
+                                               log_dir=str(tmp_path / "logs")))
+    assert not drilled.get("failed") and drilled["passed"], drilled.get("msg")
