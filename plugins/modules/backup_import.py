@@ -40,7 +40,7 @@ options:
     required: true
   database:
     description:
-      - The database the dump is of: its backups' label. Default for a cluster dump is C(all_databases); a dump of
+      - The database the dump is of (its backups' label). Default for a cluster dump is C(all_databases); a dump of
         one database needs it.
     type: str
   taken_at:
@@ -107,8 +107,10 @@ def taken_time(params, found):
 
 
 def already_imported(local, label, sha256):
-    return next((e for e in local.list_backups(label) if (e.manifest.get("imported_from") or {}).get("sha256")
-                 == sha256), None)
+    for entry in local.list_backups(label):
+        if (entry.manifest.get("imported_from") or {}).get("sha256") == sha256:
+            return entry
+    return None
 
 
 def adopt(module, local, found, label, when):
@@ -116,11 +118,11 @@ def adopt(module, local, found, label, when):
     p = module.params
     name = mf.backup_name(label, when)
     file_name = mf.data_file_name(name, found["format"], found["compression"])
-    manifest = dict(found, tool=mf.TOOL, name=name, file=file_name, database=label if found["kind"] == "database"
-                    else None, started_at=mf.isoformat(when), finished_at=mf.isoformat(when), verified=True,
-                    row_counts_mode="none", imported_from=dict(path=p["src"], sha256=found["sha256"],
-                                                                made_by="another tool"))
-    manifest["source"] = dict(mode="imported", made_by="another tool")
+    manifest = dict(found, tool=mf.TOOL, name=name, file=file_name, started_at=mf.isoformat(when),
+                    finished_at=mf.isoformat(when), verified=True, row_counts_mode="none",
+                    source=dict(mode="imported", made_by="another tool"),
+                    imported_from=dict(path=p["src"], sha256=found["sha256"], made_by="another tool"))
+    manifest["database"] = label if found["kind"] == "database" else None
     if module.check_mode:
         return manifest
     local.ensure()

@@ -222,7 +222,8 @@ def test_globals_are_restored_before_the_database_and_existing_roles_are_left_al
     assert host_pg.psql("owned_app", "SELECT tableowner FROM pg_tables WHERE tablename = 'reports'") == "report_owner"
     assert host_pg.psql("owned_app", "SELECT has_table_privilege('kept_role', 'reports', 'SELECT')") == "t"
     logins = subprocess.run(["psql", "-X", "-At", "-d", "postgres", "-c", "SELECT current_user"], capture_output=True,
-                            text=True, env=dict(host_pg.env(), PGUSER="kept_role", PGPASSWORD="password-set-since"))
+                            text=True, env=dict(host_pg.env(), PGUSER="kept_role", PGPASSWORD="password-set-since"),
+                            check=False)
     assert logins.stdout.strip() == "kept_role", logins.stderr  # not altered back to the backup's password
     assert run_module("health_probe", dict(checks=[dict(name="db", type="postgres", **host_pg.connection())]))[
         "status"] == "healthy"  # the connecting superuser's password is untouched
@@ -296,8 +297,8 @@ def runbook_dumps(host_pg, tmp_path):
 def test_the_runbooks_own_dumps_are_read_restored_drilled_and_imported(host_pg, tmp_path, runbook_dumps):
     from conftest import postgres_image  # pylint: disable=import-outside-toplevel
 
-    gz, custom, cluster = (str(runbook_dumps / n) for n in ("app_2026-11-20.sql.gz", "app_2026-11-21.dump",
-                                                             "cluster_2026-11-21.sql"))
+    names = ("app_2026-11-20.sql.gz", "app_2026-11-21.dump", "cluster_2026-11-21.sql")
+    gz, custom, cluster = (str(runbook_dumps / n) for n in names)
     info = run_module("backup_info", dict(path=gz, verify=True))
     assert not info.get("failed"), info.get("msg")
     assert info["backups"][0]["made_by"] == "another tool" and info["backups"][0]["compression"] == "gzip"
