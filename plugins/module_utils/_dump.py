@@ -35,10 +35,13 @@ class DumpError(Exception):
     """The dump or its verification failed; nothing was kept."""
 
 
-def pg_dump_argv(database, fmt, jobs=None, snapshot=None, dir_compression=None, out_dir=None):
+CONTENT_OPTIONS = {"full": [], "schema": ["--schema-only"], "data": ["--data-only"]}
+
+
+def pg_dump_argv(database, fmt, jobs=None, snapshot=None, dir_compression=None, out_dir=None, content="full"):
     """argv of pg_dump for one database. Single-file formats go to stdout uncompressed (we compress,
     in parallel threads); the directory format writes its own files, compressed by pg_dump."""
-    argv = ["pg_dump", "--no-password"]
+    argv = ["pg_dump", "--no-password"] + CONTENT_OPTIONS[content]
     if fmt == "plain":
         argv.append("--format=plain")
     elif fmt == "custom":

@@ -401,8 +401,16 @@ class Admin:
         while self.other_sessions(database) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def create(self, database):
-        self.session.query("CREATE DATABASE %s;" % ident(database))
+    def create(self, database, owner=None):
+        self.session.query("CREATE DATABASE %s%s;" % (ident(database), " OWNER %s" % ident(owner) if owner else ""))
+
+    def owner(self, database):
+        """The owner of ``database``, or None when there is no such database."""
+        return self.session.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s;"
+                                   % literal(database)) or None
+
+    def role_exists(self, role):
+        return self.session.scalar("SELECT count(*) FROM pg_roles WHERE rolname = %s;" % literal(role)) == "1"
 
     def drop(self, database):
         self.session.query("DROP DATABASE IF EXISTS %s;" % ident(database))

@@ -76,6 +76,16 @@ options:
   jobs:
     description: Parallel dump jobs; only with O(format=directory).
     type: int
+  content:
+    description:
+      - C(full) dumps the schema and the data; C(schema) only the schema (the runbooks' "schema backup",
+        C(pg_dump --schema-only)); C(data) only the data (C(pg_dump --data-only)).
+      - A C(schema) or C(data) backup is labelled C(DATABASE.schema) or C(DATABASE.data), so it has retention of its
+        own and is never taken for the latest full backup of the database.
+      - Only with O(database).
+    type: str
+    choices: [full, schema, data]
+    default: full
   row_counts:
     description:
       - C(exact) counts every table's rows in the very snapshot the dump is taken in (C(pg_export_snapshot()) and
@@ -266,6 +276,7 @@ def argument_spec():
         compression_level=dict(type="int"),
         jobs=dict(type="int"),
         row_counts=dict(type="str", choices=["exact", "estimate", "none"]),
+        content=dict(type="str", choices=["full", "schema", "data"], default="full"),
         keep_days=dict(type="int"),
         keep_last=dict(type="int"),
         verify=dict(type="bool", default=True),
@@ -287,10 +298,15 @@ class Plan:
             self.kind, self.label, self.database = "globals", "globals", None
         else:
             self.kind, self.label, self.database = "database", p["database"], p["database"]
+        # a schema-only or data-only backup has a label of its own, so it is never the latest full backup
+        self.content = p["content"]
+        if self.content != "full":
+            self.label = "%s.%s" % (self.label, self.content)
         self.format = p["format"] if self.kind == "database" else "plain"
         self.compression = p["compression"]
         self.level = p["compression_level"]
-        self.row_counts = p["row_counts"] or ("exact" if self.kind == "database" else "none")
+        self.row_counts = p["row_counts"] or ("exact" if self.kind == "database" and self.content != "schema"
+                                              else "none")
         self.name = mf.backup_name(self.label, now)
         self.started = now
 
@@ -349,6 +365,9 @@ def validate(module):
     for key in ("keep_days", "keep_last", "lock_timeout"):
         if p[key] is not None and p[key] < 0:
             module.fail_json(msg="%s=%s cannot be negative" % (key, p[key]))
+    if p["content"] != "full" and not p["database"]:
+        module.fail_json(msg="content=%s applies to one database: set database, or leave content out with "
+                             "all_databases and globals_only" % p["content"])
     if p["row_counts"] not in (None, "none") and (p["all_databases"] or p["globals_only"]):
         module.fail_json(msg="row_counts=%s applies to a single database only; leave it out with all_databases "
                              "or globals_only" % p["row_counts"])
@@ -387,7 +406,7 @@ class BackupRun:
             if plan.format == "directory":
                 facts.update(self._dump_directory(snapshot, partial))
             else:
-                argv = _dump.pg_dump_argv(plan.database, plan.format, snapshot=snapshot)
+                argv = _dump.pg_dump_argv(plan.database, plan.format, snapshot=snapshot, content=plan.content)
                 facts.update(self._dump_file(argv, partial))
         else:
             facts.update(self._dump_file(_dump.pg_dumpall_argv(plan.kind == "globals"), partial))
@@ -412,7 +431,7 @@ class BackupRun:
             dir_compression = str(plan.level)
         if runner.kind == "host":
             argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
-                                      partial)
+                                      partial, plan.content)
             size, sha256, files = _dump.dump_directory_on_host(runner, argv, partial)
             verification = None
             try:
@@ -424,7 +443,7 @@ class BackupRun:
         else:
             inside = "/tmp/stackops-runbook-%s" % plan.name
             argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
-                                      inside)
+                                      inside, plan.content)
             try:
                 rc, _out, err = runner.run(argv)
                 if rc != 0:
@@ -457,10 +476,12 @@ class BackupRun:
             session = PsqlSession(self.runner, plan.database or "postgres")
             try:
                 server_version = session.server_version()
+                owner = session.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
+                                       "current_database();") if plan.kind == "database" else None
                 partial, facts = self.dump(session)
             finally:
                 session.close()
-            manifest = self.describe(server_version, pg_dump_version, facts)
+            manifest = self.describe(server_version, pg_dump_version, dict(facts, database_owner=owner))
             final = local.publish(partial, manifest)
             result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
                           sha256=manifest["sha256"], size=manifest["size"])
@@ -485,7 +506,8 @@ class BackupRun:
         finished = datetime.datetime.now(datetime.timezone.utc)
         manifest = dict(
             tool=mf.TOOL, manifest_version=mf.MANIFEST_VERSION, name=plan.name, file=plan.file_name,
-            kind=plan.kind, database=plan.database, format=plan.format, compression=plan.compression,
+            kind=plan.kind, database=plan.database, content=plan.content, format=plan.format,
+            compression=plan.compression,
             compression_level=plan.level, jobs=p["jobs"], tag=p["tag"],
             started_at=mf.isoformat(plan.started), finished_at=mf.isoformat(finished),
             duration_seconds=round((finished - plan.started).total_seconds(), 3),

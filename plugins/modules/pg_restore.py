@@ -129,6 +129,13 @@ backup:
   returned: always
   type: str
   sample: app_20261122T030000Z
+owner:
+  description:
+    - The owner of the restored database - the target's owner before the restore, else the owner recorded in the
+      backup's manifest, when that role exists; else the connecting user.
+  returned: when a whole database was restored
+  type: str
+  sample: app_owner
 replaced:
   description: Whether an existing database was replaced.
   returned: always
@@ -339,7 +346,11 @@ class Restore:
         target is dropped only once the restored copy carries its name."""
         scratch = target + SCRATCH_SUFFIX
         self._clear_leftovers(admin, target, exists)
-        admin.create(scratch)
+        # the runbooks restore with the database's owner: the one it has now, else the one it had when backed up
+        owner = admin.owner(target) if exists else manifest.get("database_owner")
+        owner = owner if owner and admin.role_exists(owner) else None
+        admin.create(scratch, owner)
+        self.result["owner"] = owner or self.p["login_user"]
         try:
             restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"])
             counts = row_counts(self.runner, scratch)

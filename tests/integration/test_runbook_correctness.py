@@ -333,3 +333,42 @@ def test_the_runbooks_own_dumps_are_read_restored_drilled_and_imported(host_pg, 
     drilled = run_module("restore_drill", dict(path=dest, database="app", drill_image=postgres_image(),
                                                log_dir=str(tmp_path / "logs")))
     assert not drilled.get("failed") and drilled["passed"], drilled.get("msg")
+
+
+def test_a_restored_database_keeps_its_owner(host_pg, tmp_path):
+    dest = str(tmp_path / "backups")
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS owned_db")
+    host_pg.psql("postgres", "DROP ROLE IF EXISTS db_owner")
+    host_pg.psql("postgres", "CREATE ROLE db_owner")
+    host_pg.psql("postgres", "CREATE DATABASE owned_db OWNER db_owner")
+    host_pg.psql("owned_db", "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="owned_db", dest=dest))
+    assert made["manifest"]["database_owner"] == "db_owner"
+    owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'owned_db'"
+    result = run_module("pg_restore", dict(host_pg.connection(), path=dest, database="owned_db",
+                                           target_database="owned_db", confirm="owned_db"))
+    assert not result.get("failed"), result.get("msg")
+    assert host_pg.psql("postgres", owner) == "db_owner" and result["owner"] == "db_owner"
+    host_pg.psql("postgres", "DROP DATABASE owned_db")  # a new server: the owner comes from the manifest
+    result = run_module("pg_restore", dict(host_pg.connection(), path=dest, database="owned_db",
+                                           target_database="owned_db"))
+    assert not result.get("failed"), result.get("msg")
+    assert host_pg.psql("postgres", owner) == "db_owner"
+
+
+def test_a_schema_only_backup_is_kept_apart_from_the_full_ones(host_pg, tmp_path):
+    dest = str(tmp_path / "backups")
+    full = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest, keep_last=1))
+    schema = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=dest, content="schema",
+                                          keep_last=1, format="plain"))
+    assert not schema.get("failed"), schema.get("msg")
+    assert schema["manifest"]["name"].startswith("app.schema_") and schema["manifest"]["content"] == "schema"
+    assert os.path.exists(full["path"])  # its own retention: the full backup stays
+    info = run_module("backup_info", dict(path=dest))
+    assert info["latest"]["app"]["name"] == full["manifest"]["name"]
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS schema_only")
+    restored = run_module("pg_restore", dict(host_pg.connection(), backup=schema["path"],
+                                             target_database="schema_only"))
+    assert not restored.get("failed"), restored.get("msg")
+    counts = exact_counts(host_pg.psql, "schema_only")
+    assert sorted(counts) == sorted(full["manifest"]["row_counts"]) and set(counts.values()) == {0}
