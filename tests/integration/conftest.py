@@ -388,6 +388,17 @@ def local_inventory(tmp_path, group="db"):
     return str(path)
 
 
+def failures(output):
+    """The messages of the failed tasks of a play's JSON output, for assertion messages."""
+    found = []
+    for play in output.get("plays", []):
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                if result.get("failed") and not result.get("skipped"):
+                    found.append("%s on %s: %s" % (task["task"]["name"], host, result.get("msg")))
+    return "\n".join(found) or "no failed task"
+
+
 def task_results(output, task_name, host="db1"):
     """The result of the task named ``task_name`` (role tasks match without their role prefix)."""
     for play in output["plays"]:

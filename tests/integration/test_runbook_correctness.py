@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, exact_counts, local_inventory, run_module, run_playbook, running_stack, task_results
+from conftest import ROOT, exact_counts, failures, local_inventory, run_module, run_playbook, running_stack, task_results
 
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 
@@ -91,16 +91,18 @@ def test_a_rollback_with_the_database_restores_before_the_old_release_starts(str
     variables = host_vars(stack, tmp_path)
     ready = [dict(name="ready", type="http", url=stack.url + "/health/ready")]
     variables.update(rollback_health_checks=ready, rollback_health_timeout=20)
+    # the old release is not ready on the new schema: the migration's own readiness check would say so
+    variables["deploy_migrate_vars"]["migrate_health_checks"] = []
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps({"all": {"children": {"app": {"hosts": {"app1": variables}}}}}))
     rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "deploy.yml"), str(path),
                                  dict(deploy_version="1.1.0", deploy_migrate=True))
-    assert rc == 0, json.dumps(out)[-3000:]
+    assert rc == 0, failures(out)
     assert stack.version() == "1.1.0"
     # 1.0.0 does not start on 1.1.0's schema: the database must go back first
     rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "rollback.yml"), str(path),
                                  dict(rollback_restore_database=True, rollback_confirm="app"))
-    assert rc == 0, json.dumps(out)[-3000:]
+    assert rc == 0, failures(out)
     assert stack.version() == "1.0.0" and stack.env_version() == "1.0.0"
     assert stack.psql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'timezone'")[0][0] == "0"
 
