@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from conftest import ModuleRun, fault, postgres_image, run_module, running_stack, wait_for
+from test_compose_release import release
 
 DRILL_LABEL = "io.stackops.runbook.drill"
 
@@ -17,15 +18,6 @@ DRILL_LABEL = "io.stackops.runbook.drill"
 def stack(tmp_path_factory):
     with running_stack(tmp_path_factory.mktemp("faults")) as stack:
         yield stack
-
-
-def release(stack, version=None, **args):
-    base = dict(project_src=stack.dir, project_name=stack.name, ledger_path=stack.ledger, services=["api"],
-                version=version, health_interval=0.5, health_timeout=40, monitor=3, stop_timeout=5,
-                keep_releases=50, version_url=stack.url + "/api/version",
-                health_checks=[dict(name="ready", type="http", url=stack.url + "/health/ready")])
-    base.update(args)
-    return base
 
 
 def kill(run):
