@@ -203,8 +203,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
-PREVIOUS_SUFFIX = "__previous"
-TABLES_SUFFIX = "__tables"  # the backup's rows of the tables, on their way into the target  # the target, set aside until the restored copy has its name
+PREVIOUS_SUFFIX = "__previous"  # the target, set aside until the restored copy has its name
+TABLES_SUFFIX = "__tables"  # the backup's rows of the tables, on their way into the target
 
 
 def argument_spec():
