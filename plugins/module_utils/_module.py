@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import importlib
-import traceback
+import sys
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 
 class RunbookModule(AnsibleModule):
@@ -21,17 +21,46 @@ class RunbookModule(AnsibleModule):
         return kwargs
 
 
-def require_libraries(module, **needed):
-    """Fail, naming the package to install, for each library this run needs (``docker=True``...) and lacks."""
-    # Imported here, and only when wanted: docker and boto3 take 0.25 s together, which a health check
-    # or a backup on the host should not pay. module_utils import them again (cached) where they use them.
+# import name: (what it is for, pip name, Debian/Ubuntu package)
+LIBRARIES = {
+    "zstandard": ("zstd compression", "zstandard", "python3-zstandard"),
+    "docker": ("the docker engine", "docker", "python3-docker"),
+    "boto3": ("S3", "boto3", "python3-boto3"),
+    "jmespath": ("json checks", "jmespath", "python3-jmespath"),
+    "yaml": ("compose files", "PyYAML", "python3-yaml"),
+}
+
+
+def missing_libraries(**needed):
+    """The import names of the libraries this run needs (``docker=True``...) that this Python lacks."""
+    missing = []
     for name, wanted in needed.items():
         if not wanted:
             continue
         try:
             importlib.import_module(name)
         except ImportError:
-            module.fail_json(msg=missing_required_lib(name), exception=traceback.format_exc())
+            missing.append(name)
+    return missing
+
+
+def missing_libraries_message(missing, where):
+    """One sentence naming every missing library with its pip and Debian/Ubuntu package, and the fix."""
+    return ("missing Python libraries on %s: %s. Run the stackops.runbook.prerequisites role (ansible-playbook "
+            "stackops.runbook.prerequisites), or install them yourself: apt-get install %s, or pip install %s" % (
+                where, ", ".join("%s (for %s; pip %s, Debian/Ubuntu %s)" % ((name,) + LIBRARIES[name])
+                                 for name in missing),
+                " ".join(LIBRARIES[name][2] for name in missing), " ".join(LIBRARIES[name][1] for name in missing)))
+
+
+def require_libraries(module, **needed):
+    """Fail once, naming every library this run needs (``docker=True``...) and lacks, before anything is done."""
+    # Imported here, and only when wanted: docker and boto3 take 0.25 s together, which a health check
+    # or a backup on the host should not pay. module_utils import them again (cached) where they use them.
+    missing = missing_libraries(**needed)
+    if missing:
+        module.fail_json(msg=missing_libraries_message(missing, "this host's Python %s" % sys.executable),
+                         missing_libraries=missing)
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

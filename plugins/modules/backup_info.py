@@ -15,6 +15,8 @@ description:
     told to.
   - With O(verify) re-reads backups and checks them against their manifests (size, sha256, full
     decompression), which finds bit rot and truncated files.
+requirements:
+  - python zstandard (C(zstandard)) to verify zstd-compressed backups
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:

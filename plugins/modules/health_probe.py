@@ -17,6 +17,9 @@ description:
   - With O(wait_for) it repeats the checks every O(interval) seconds until the verdict holds O(success_threshold)
     times in a row, and fails at O(timeout) with the last results, or at once when a container has exited or is
     unhealthy.
+requirements:
+  - python jmespath (C(jmespath))
+  - The Python docker SDK (C(docker)) for C(container) checks
 author:
   - stackops.runbook contributors (@stackops)
 attributes:

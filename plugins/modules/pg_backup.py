@@ -17,6 +17,8 @@ description:
   - Applies retention (O(keep_days) and O(keep_last)) to the backups it made itself, and copies the backup
     with its manifest to S3-compatible storage, with retention there too.
   - A lock per destination keeps two runs from interleaving.
+requirements:
+  - python zstandard (C(zstandard)) for zstd compression (the default of single-file formats)
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:

@@ -19,6 +19,8 @@ description:
   - Replacing an existing database needs O(confirm) set to its name, and refuses while other sessions are
     connected to it unless O(terminate_connections) is set.
   - With O(tables), restores only those tables (custom and directory archives) into the existing target.
+requirements:
+  - python zstandard (C(zstandard)) for zstd-compressed backups
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:

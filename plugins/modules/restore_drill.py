@@ -20,6 +20,9 @@ description:
     by their label and removed by the next drill.
   - Writes the drill log in the runbooks' template (markdown) and as JSON into O(log_dir), and appends to the
     drill history there.
+requirements:
+  - python zstandard (C(zstandard)) for zstd-compressed backups
+  - The Python docker SDK (C(docker)) with O(drill_image)
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:

@@ -17,6 +17,9 @@ description:
     a manifest beside it.
   - Retention (O(keep_days), O(keep_last)) and the offsite copy (O(s3)) work as in pg_backup; a failed backup
     leaves the earlier ones untouched.
+requirements:
+  - The Python docker SDK (C(docker))
+  - python zstandard (C(zstandard)) with O(compression=zstd)
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:

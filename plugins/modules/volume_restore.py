@@ -17,6 +17,9 @@ description:
   - The volume is emptied by a short-lived helper container (its image needs C(sh) and C(find)), the archive
     is streamed in through the docker engine, and the restored volume is read back and its entries counted
     against the manifest.
+requirements:
+  - The Python docker SDK (C(docker))
+  - python zstandard (C(zstandard)) for zstd-compressed archives
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
