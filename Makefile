@@ -59,7 +59,7 @@ unit: venv collection
 integration: venv collection images
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-MOLECULE_SCENARIOS ?= backup restore restore_drill health deploy migrate rollback rotate_secrets incident maintenance
+MOLECULE_SCENARIOS ?= prerequisites backup restore restore_drill health deploy migrate rollback rotate_secrets incident maintenance
 
 molecule: venv collection images
 	set -a; . .build/images.env; set +a; \

@@ -125,11 +125,44 @@ build_api_images() {
 }
 build_api_images
 
+# A bare Debian 12 (python3 for Ansible, apt, nothing of the collection's libraries) for the prerequisites role's
+# Molecule scenario, and the same with sshd for the remote-host tests: a fresh server reached over SSH.
+BARE_IMAGE=${BARE_IMAGE:-stackops-local/debian:12}
+SSH_HOST_IMAGE=${SSH_HOST_IMAGE:-stackops-local/ssh-host:12}
+build_bare_images() {
+    if ! have_image "$BARE_IMAGE"; then
+        echo "building $BARE_IMAGE from Debian packages (about a minute)..."
+        local root
+        root=$(mktemp -d /var/tmp/stackops-rootfs.XXXXXX)
+        debootstrap --variant=minbase --include=python3,ca-certificates bookworm "$root" "$MIRROR" \
+            >/var/tmp/stackops-debootstrap.log 2>&1 || { tail -20 /var/tmp/stackops-debootstrap.log >&2; rm -rf "$root"; return 1; }
+        rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+        tar -C "$root" -c . | docker import --change 'ENV LANG=C.UTF-8' --change 'CMD ["sleep", "infinity"]' \
+            - "$BARE_IMAGE" >/dev/null
+        rm -rf "$root"
+        echo "built $BARE_IMAGE"
+    fi
+    if ! have_image "$SSH_HOST_IMAGE"; then
+        echo "building $SSH_HOST_IMAGE..."
+        local context
+        context=$(mktemp -d /var/tmp/stackops-ssh.XXXXXX)
+        cp tools/images/ssh-host/entrypoint.sh "$context/"
+        printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends openssh-server && rm -rf /var/lib/apt/lists/*\nCOPY entrypoint.sh /usr/local/bin/\nEXPOSE 22\nCMD ["/usr/local/bin/entrypoint.sh"]\n' \
+            "$BARE_IMAGE" >"$context/Dockerfile"
+        docker build -q -t "$SSH_HOST_IMAGE" "$context" >/dev/null
+        rm -rf "$context"
+        echo "built $SSH_HOST_IMAGE"
+    fi
+}
+build_bare_images
+
 cat > .build/images.env <<ENV
 STACKOPS_POSTGRES_IMAGE=$postgres_image
 STACKOPS_PYTHON_IMAGE=$python_image
 STACKOPS_MOLECULE_IMAGE=$MOLECULE_IMAGE
 STACKOPS_MOLECULE_DOCKER_IMAGE=$MOLECULE_DOCKER_IMAGE
 SANDBOX_API_IMAGE=$API_IMAGE
+STACKOPS_BARE_IMAGE=$BARE_IMAGE
+STACKOPS_SSH_HOST_IMAGE=$SSH_HOST_IMAGE
 ENV
 cat .build/images.env
