@@ -58,24 +58,36 @@ def _process_start(pid):
         return None
 
 
+def _pid_namespace():
+    """The pid namespace we see processes in: containers that share a host's name and kernel (docker's host
+    network) still have pid namespaces of their own, where our pids mean nothing."""
+    try:
+        return os.readlink("/proc/self/ns/pid").split("[", 1)[-1].rstrip("]")
+    except OSError:
+        return "unknown"
+
+
 def owner_token():
-    """Who runs this drill: host, boot, pid and the pid's start time, so a later drill can tell whether it still
-    runs (a pid alone may have been reused)."""
+    """Who runs this drill: host, boot, pid namespace, pid and the pid's start time, so a later drill can tell
+    whether it still runs (a pid alone may have been reused)."""
     pid = os.getpid()
-    return "%s/%s/%d/%s" % (socket.gethostname(), _boot_id(), pid, _process_start(pid))
+    return "%s/%s/%s/%d/%s" % (socket.gethostname(), _boot_id(), _pid_namespace(), pid, _process_start(pid))
 
 
 def owner_gone(token):
-    """True when the drill that wrote ``token`` is certainly gone (this host, and another boot or a dead or
-    reused pid); False when it runs or cannot be told from here (another host: the expiry decides)."""
+    """True when the drill that wrote ``token`` is certainly gone (this host and pid namespace, and another boot
+    or a dead or reused pid); False when it runs or cannot be told from here (another host or container: the
+    expiry decides)."""
     try:
-        host, boot, pid, started = token.split("/")
+        host, boot, namespace, pid, started = token.split("/")
         pid = int(pid)
     except (AttributeError, ValueError):
         return False
     if host != socket.gethostname():
         return False
-    return boot != _boot_id() or _process_start(pid) != started
+    if boot != _boot_id():
+        return True
+    return namespace == _pid_namespace() and _process_start(pid) != started
 
 
 def is_leftover(owner, born_epoch, now=None):
