@@ -233,7 +233,9 @@ class _Storage:
             if manifest is None or (kind is not None and manifest.get("kind") != kind):
                 continue
             entries.append(BackupEntry(name, when, manifest, self.location(manifest["file"])))
-        return sorted(entries, key=lambda e: e.when)
+        # names carry the second: backups made within one second (a database and the globals) are in the order
+        # they finished, not the order the directory happens to list them in
+        return sorted(entries, key=lambda e: (e.when, e.manifest.get("finished_at") or ""))
 
 
 class LocalStorage(_Storage):
