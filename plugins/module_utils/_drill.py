@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import is_external
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
@@ -116,7 +117,7 @@ CORRECTIVE_ACTIONS = {
 }
 
 
-class DrillSetupError(Exception):
+class DrillSetupError(RunbookError):
     """The throwaway target could not be set up; the message says why."""
 
 

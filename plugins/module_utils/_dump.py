@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
     CompressionError,
@@ -31,7 +32,7 @@ PLAIN_DUMP_END = (b"-- PostgreSQL database dump complete", b"-- PostgreSQL datab
 TAIL_BYTES = 512
 
 
-class DumpError(Exception):
+class DumpError(RunbookError):
     """The dump or its verification failed; nothing was kept."""
 
 

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
@@ -29,7 +30,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
 )
 
 
-class RestoreError(Exception):
+class RestoreError(RunbookError):
     """A restore step failed; the message says what and what to do."""
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import zlib
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+
 try:
     import zstandard
 except ImportError:  # pragma: no cover - modules report it through require_libraries
@@ -20,7 +22,7 @@ LEVELS = {"zstd": (1, 19, 2), "gzip": (1, 9, 6)}
 MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
 
 
-class CompressionError(Exception):
+class CompressionError(RunbookError):
     """Compressed data is damaged or truncated."""
 
 

@@ -17,6 +17,7 @@ import tarfile
 import threading
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
     LineReader,
@@ -44,7 +45,7 @@ def docker_argument_spec():
     )
 
 
-class ContainerError(Exception):
+class ContainerError(RunbookError):
     """The container cannot be used; the message says why and what to do."""
 
 

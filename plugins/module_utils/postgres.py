@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
 from ansible_collections.stackops.runbook.plugins.module_utils.container import (
     ContainerRunner,
@@ -56,7 +57,7 @@ def postgres_common_argument_spec():
     return spec
 
 
-class PostgresError(Exception):
+class PostgresError(RunbookError):
     """A PostgreSQL client step failed; the message says what to do."""
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.parse
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
 
@@ -35,7 +36,7 @@ COMPARISONS = {
 STATUS_ORDER = {"up": 0, "ok": 0, "healthy": 0, "degraded": 1, "warn": 1, "down": 2, "fail": 2}
 
 
-class CheckInputError(Exception):
+class CheckInputError(RunbookError):
     """A check's options are wrong; the message names the check and the option."""
 
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _lock
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 
@@ -22,7 +23,7 @@ LOCK_FILE = ".stackops-runbook.lock"
 READ_SIZE = 1024 * 1024
 
 
-class StorageError(Exception):
+class StorageError(RunbookError):
     """A storage operation failed; the message says what and where."""
 
 
@@ -30,7 +31,7 @@ class LockBusy(StorageError):
     pass
 
 
-class TransferTimeout(Exception):
+class TransferTimeout(RunbookError):
     """An S3 operation ran past s3.transfer_timeout (raised from a botocore event, turned into StorageError)."""
 
 

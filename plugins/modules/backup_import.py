@@ -85,6 +85,7 @@ import datetime
 import os
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
@@ -93,7 +94,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._runner import Lo
 from ansible_collections.stackops.runbook.plugins.module_utils.storage import HashingFile, LocalStorage, StorageError
 
 
-class ImportFailed(Exception):
+class ImportFailed(RunbookError):
     """The file cannot be adopted; the message says why and what was kept."""
 
 

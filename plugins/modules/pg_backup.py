@@ -239,6 +239,7 @@ import os
 import socket
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
 from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -523,7 +524,7 @@ class BackupRun:
         return manifest
 
 
-class KeptBackupError(Exception):
+class KeptBackupError(RunbookError):
     """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
 
     def __init__(self, message, result):
