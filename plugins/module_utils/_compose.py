@@ -14,7 +14,7 @@ import re
 import tempfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

@@ -16,7 +16,7 @@ import socket
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import is_external
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
@@ -26,13 +26,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     row_counts,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
     docker_client,
     docker_sdk,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line
 
 LABEL = "io.stackops.runbook.drill"
 EXPIRES_LABEL = "io.stackops.runbook.drill.expires"

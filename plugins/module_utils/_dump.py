@@ -16,12 +16,12 @@ import tarfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     CompressionError,
     Decompressor,
     compressing_writer,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
     file_sha256,
     hashed,

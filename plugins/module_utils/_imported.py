@@ -14,8 +14,8 @@ import hashlib
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import CompressionError, Decompressor
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, Decompressor
 
 EXTERNAL_TOOL = "external"
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))

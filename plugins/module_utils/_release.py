@@ -19,7 +19,7 @@ import time
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line, replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 # a docker image reference: [registry[:port]/]name[:tag][@digest], no spaces or shell metacharacters

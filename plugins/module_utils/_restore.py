@@ -16,12 +16,12 @@ import tempfile
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import PsqlSession
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
     LocalStorage,
     S3Storage,

@@ -17,7 +17,7 @@ import secrets as random
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import env_file_text, read_env_file
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
 STAGES = ("current", "pending", "previous")
 ALPHABETS = {

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, tar_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, tar_chunks
 
 
 def test_the_chunks_are_a_tar_of_the_directory_under_its_new_name(tmp_path):

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Streaming compression and decompression for backups: zstd (multi-threaded, through the
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Streaming compression and decompression for backups: zstd (multi-threaded, through the
 ``zstandard`` library), gzip (zlib) and none, with one writer/reader interface."""
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Health checks: each takes its options and returns (status, message, details), where status is
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Health checks: each takes its options and returns (status, message, details), where status is
 ``pass``, ``warn`` or ``fail``. The verdict over many checks: a critical check failing means ``down``,
 a warning check failing or any check warning means ``degraded``, else ``healthy``."""
 
@@ -20,7 +22,7 @@ import urllib.parse
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
 
 try:
     import jmespath

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run client programs inside a running container through the docker SDK, with streamed stdin and
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Run client programs inside a running container through the docker SDK, with streamed stdin and
 stdout and checked exit codes: the runbooks' ``docker compose exec -T postgres pg_dump``, done right.
 
 ``ContainerRunner`` has the same interface as ``_runner.LocalRunner`` (stream, session, run), so the
