@@ -327,8 +327,8 @@ class ContainerRunner:
         except docker_sdk().errors.APIError as exc:
             raise ContainerError("cannot copy %s into container %s: %s" % (local_dir, self.container, exc))
         if not accepted:
-            raise ContainerError("the docker engine refused to copy %s into container %s" % (local_dir,
-                                                                                          self.container))
+            raise ContainerError("the docker engine refused to copy %s into container %s"
+                                 % (local_dir, self.container))
 
     def get_archive(self, path):
         """A tar stream of ``path`` in the container (chunks of bytes)."""
