@@ -13,7 +13,8 @@ import os
 import re
 import tempfile
 
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -34,7 +35,7 @@ def compose_argument_spec():
     )
 
 
-class ComposeError(Exception):
+class ComposeError(RunbookError):
     """The compose project cannot be used as asked; the message says why and what to do."""
 
 

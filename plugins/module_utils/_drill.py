@@ -15,7 +15,8 @@ import secrets
 import socket
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import is_external
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
@@ -25,13 +26,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     row_counts,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
     docker_client,
     docker_sdk,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line
 
 LABEL = "io.stackops.runbook.drill"
 EXPIRES_LABEL = "io.stackops.runbook.drill.expires"
@@ -116,7 +117,7 @@ CORRECTIVE_ACTIONS = {
 }
 
 
-class DrillSetupError(Exception):
+class DrillSetupError(RunbookError):
     """The throwaway target could not be set up; the message says why."""
 
 

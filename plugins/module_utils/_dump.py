@@ -14,13 +14,14 @@ import os
 import shutil
 import tarfile
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     CompressionError,
     Decompressor,
     compressing_writer,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
     file_sha256,
     hashed,
@@ -31,7 +32,7 @@ PLAIN_DUMP_END = (b"-- PostgreSQL database dump complete", b"-- PostgreSQL datab
 TAIL_BYTES = 512
 
 
-class DumpError(Exception):
+class DumpError(RunbookError):
     """The dump or its verification failed; nothing was kept."""
 
 

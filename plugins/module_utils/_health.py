@@ -10,12 +10,13 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import probes
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _probes as probes
 
 RANK = {"healthy": 0, "degraded": 1, "down": 2}
 
 
-class ProbeFailed(Exception):
+class ProbeFailed(RunbookError):
     """The probe ends in failure; ``result`` holds the last round."""
 
     def __init__(self, message, result=None):
@@ -101,7 +102,7 @@ def lazy_docker(docker_host):
 
     def docker():
         if not client:
-            from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
+            from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client
             client.append(docker_client(docker_host))
         return client[0]
     return docker

@@ -13,8 +13,9 @@ import datetime
 import hashlib
 import os
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import CompressionError, Decompressor
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, Decompressor
 
 EXTERNAL_TOOL = "external"
 MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
@@ -22,7 +23,7 @@ CLUSTER_MARKER = b"PostgreSQL database cluster dump"
 READ_SIZE = 1024 * 1024
 
 
-class NotABackup(Exception):
+class NotABackup(RunbookError):
     """The file is not a PostgreSQL dump this collection can read; the message says why."""
 
 

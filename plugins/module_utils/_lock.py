@@ -13,8 +13,10 @@ import fcntl
 import os
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
-class LockError(Exception):
+
+class LockError(RunbookError):
     """The lock could not be taken; the message says why and what to do."""
 
 

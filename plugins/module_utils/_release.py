@@ -16,9 +16,10 @@ import socket
 import tempfile
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line, replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 # a docker image reference: [registry[:port]/]name[:tag][@digest], no spaces or shell metacharacters
@@ -26,7 +27,7 @@ IMAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]
 GOOD = "succeeded"
 
 
-class ReleaseFailed(Exception):
+class ReleaseFailed(RunbookError):
     """A deploy or rollback failed; ``result`` holds what to return with the failure."""
 
     def __init__(self, message, result=None):

@@ -8,21 +8,20 @@ share. Restores stream from the storage through decompression into psql or pg_re
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import PsqlSession
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
     LocalStorage,
     S3Storage,
@@ -31,7 +30,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
 )
 
 
-class RestoreError(Exception):
+class RestoreError(RunbookError):
     """A restore step failed; the message says what and what to do."""
 
 
@@ -118,16 +117,6 @@ def stage_locally(storage, manifest, workdir):
     return local
 
 
-def _put_directory(runner, local_dir, container_dir):
-    """Copy a directory backup into the container (docker put_archive)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(local_dir, arcname=os.path.basename(container_dir))
-    buf.seek(0)
-    runner.run(["mkdir", "-p", os.path.dirname(container_dir)])
-    runner.client.api.put_archive(runner.container, os.path.dirname(container_dir), buf.getvalue())
-
-
 def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=()):
     """Restore a backup into ``database`` (which exists and is empty); ``selection`` adds pg_restore options
     (sections, tables) for archives."""
@@ -147,7 +136,7 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
         source = storage.path(manifest["file"])
         if runner.kind == "container":
             inside = "/tmp/stackops-restore-%s" % manifest["name"]
-            _put_directory(runner, source, inside)
+            runner.put_directory(source, inside)
             source = inside
         argv = ["pg_restore", "--exit-on-error", "--no-password", "-d", database] + parallel + owner + selection
         try:
@@ -327,7 +316,7 @@ def archive_tables(runner, storage, manifest):
             toc_dir = tempfile.mkdtemp(prefix="stackops-toc-")
             try:
                 shutil.copyfile(os.path.join(source, "toc.dat"), os.path.join(toc_dir, "toc.dat"))
-                _put_directory(runner, toc_dir, inside)
+                runner.put_directory(toc_dir, inside)
             finally:
                 shutil.rmtree(toc_dir, ignore_errors=True)
             source = inside

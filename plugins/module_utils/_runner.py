@@ -18,13 +18,15 @@ import os
 import subprocess
 import threading
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+
 CHUNK_SIZE = 1024 * 1024
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 STDERR_LIMIT = 64 * 1024
 
 
-class CommandError(Exception):
+class CommandError(RunbookError):
     """A client program failed; ``stderr`` carries what it said."""
 
     def __init__(self, argv, rc, stderr):

@@ -15,8 +15,9 @@ import os
 import re
 import secrets as random
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import env_file_text, read_env_file
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
 STAGES = ("current", "pending", "previous")
 ALPHABETS = {
@@ -27,7 +28,7 @@ ALPHABETS = {
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class SecretError(Exception):
+class SecretError(RunbookError):
     """The rotation cannot go on; the message says why and what to do (never the value)."""
 
 

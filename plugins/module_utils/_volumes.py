@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_sdk
 
 MOUNT = "/volume"
 HELPER_LABEL = "io.stackops.runbook.volume-helper"

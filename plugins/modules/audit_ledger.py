@@ -118,7 +118,7 @@ import os
 import socket
 
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import append_line, mask
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, mask
 
 
 def parse_started(module, text, now):

@@ -85,15 +85,16 @@ import datetime
 import os
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import HashingFile, LocalStorage, StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, LocalStorage, StorageError
 
 
-class ImportFailed(Exception):
+class ImportFailed(RunbookError):
     """The file cannot be adopted; the message says why and what was kept."""
 
 

@@ -138,8 +138,8 @@ import os
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     BackupEntry,
     LocalStorage,
     S3Storage,

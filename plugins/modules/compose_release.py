@@ -268,7 +268,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compose import (
     read_env_file,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
 
 
 def running_ids(project, services):

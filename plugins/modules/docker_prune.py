@@ -109,7 +109,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import (
     parse_duration,
     require_libraries,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
 
 
 def parse_time(text):

@@ -142,8 +142,8 @@ import tarfile
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils.container import docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PsqlSession,
     postgres_common_argument_spec,

@@ -93,7 +93,7 @@ content:
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import exposition, replace_file, validate_metric
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import exposition, replace_file, validate_metric
 
 
 def main():

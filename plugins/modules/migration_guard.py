@@ -111,7 +111,7 @@ files:
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils.migration_rules import RULES, lint
+from ansible_collections.stackops.runbook.plugins.module_utils._migration_rules import RULES, lint
 
 
 def migration_files(module, paths):

@@ -104,7 +104,7 @@ import json
 
 from ansible.module_utils.urls import fetch_url
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils.reports import mask, webhook_payload
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import mask, webhook_payload
 
 
 def main():

@@ -239,24 +239,25 @@ import os
 import socket
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     COMPRESSIONS,
     check_level,
     default_level,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     PsqlSession,
     client_version,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     BackupEntry,
     LocalStorage,
     S3Storage,
@@ -523,7 +524,7 @@ class BackupRun:
         return manifest
 
 
-class KeptBackupError(Exception):
+class KeptBackupError(RunbookError):
     """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
 
     def __init__(self, message, result):

@@ -89,8 +89,8 @@ import json
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import literal
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     PsqlSession,

@@ -82,8 +82,8 @@ import json
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import ident, literal
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     PsqlSession,

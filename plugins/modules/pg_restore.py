@@ -175,7 +175,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
@@ -196,13 +196,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     stage_locally,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
 PREVIOUS_SUFFIX = "__previous"  # the target, set aside until the restored copy has its name

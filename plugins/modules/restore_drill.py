@@ -221,7 +221,7 @@ import signal
 import tempfile
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
     CORRECTIVE_ACTIONS,
     ContainerTarget,
@@ -244,13 +244,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     stage_locally,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 
 def argument_spec():

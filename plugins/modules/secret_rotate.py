@@ -252,8 +252,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import (
     require_libraries,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PostgresError,
     PsqlSession,

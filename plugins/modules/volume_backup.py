@@ -136,7 +136,7 @@ import datetime
 import socket
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, read_back
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
@@ -146,15 +146,15 @@ from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     helper,
     image_for,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import (
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     CompressionError,
     Decompressor,
     check_level,
     compressing_writer,
     default_level,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     BackupEntry,
     HashingFile,
     LocalStorage,

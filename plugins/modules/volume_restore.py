@@ -93,7 +93,7 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
@@ -111,9 +111,9 @@ from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     image_of_a_user,
     put_archive,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils.compression import decompressed_chunks
-from ansible_collections.stackops.runbook.plugins.module_utils.container import ContainerError, docker_client, docker_sdk
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 
 def count_members(chunks):

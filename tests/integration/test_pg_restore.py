@@ -120,3 +120,21 @@ def test_an_s3_key_outside_the_prefix_and_a_missing_backup_are_refused(host_pg, 
     assert missing["failed"] and "no backup of app found in %s" % tmp_path in missing["msg"]
     assert host_pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'x1%'") == "0"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_directory_backup_is_restored_inside_a_container_and_so_are_single_tables(container_pg, tmp_path):
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(container=container_pg.name, database="app", dest=dest, format="directory",
+                                        jobs=2))
+    assert not made.get("failed"), made.get("msg")
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS app_from_dir")
+    result = run_module("pg_restore", dict(container=container_pg.name, path=dest, database="app",
+                                           target_database="app_from_dir", jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert exact_counts(container_pg.psql, "app_from_dir") == made["manifest"]["row_counts"]
+    container_pg.psql("app_from_dir", "DELETE FROM audit_log")
+    tables = run_module("pg_restore", dict(container=container_pg.name, path=dest, database="app",
+                                           target_database="app_from_dir", confirm="app_from_dir",
+                                           tables=["audit_log"]))
+    assert not tables.get("failed"), tables.get("msg")
+    assert exact_counts(container_pg.psql, "app_from_dir") == made["manifest"]["row_counts"]

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.stackops.runbook.plugins.module_utils import compression as c
+from ansible_collections.stackops.runbook.plugins.module_utils import _compression as c
 
 DATA = b"".join(b"COPY public.users (id, name) FROM stdin;\n%d\t%s\n" % (i, os.urandom(8).hex().encode())
                 for i in range(20000))

@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _dump
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import LocalStorage
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage
 
 
 def test_an_empty_dump_fails_and_leaves_no_partial_file(tmp_path):

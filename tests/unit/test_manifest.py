@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 
 WHEN = datetime.datetime(2026, 11, 22, 3, 4, 5, 678000, tzinfo=datetime.timezone.utc)
 

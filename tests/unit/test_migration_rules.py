@@ -3,7 +3,7 @@ the statement splitter; acknowledgements."""
 
 import pytest
 
-from ansible_collections.stackops.runbook.plugins.module_utils.migration_rules import lint, split_statements
+from ansible_collections.stackops.runbook.plugins.module_utils._migration_rules import lint, split_statements
 
 TIMEOUT = "SET lock_timeout = '5s';\n"
 

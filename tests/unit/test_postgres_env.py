@@ -3,7 +3,7 @@
 import os
 import stat
 
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import libpq_env
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import libpq_env
 
 
 def params(**overrides):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.stackops.runbook.plugins.module_utils import probes
+from ansible_collections.stackops.runbook.plugins.module_utils import _probes as probes
 
 
 def result(status, severity="critical"):

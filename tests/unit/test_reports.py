@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.stackops.runbook.plugins.filter import runbook
-from ansible_collections.stackops.runbook.plugins.module_utils import reports
+from ansible_collections.stackops.runbook.plugins.module_utils import _reports as reports
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import TarReader
 
 

@@ -2,7 +2,7 @@
 
 import datetime
 
-from ansible_collections.stackops.runbook.plugins.module_utils.storage import BackupEntry, select_for_pruning
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import BackupEntry, select_for_pruning
 
 NOW = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.timezone.utc)
 

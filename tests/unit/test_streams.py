@@ -4,7 +4,7 @@ import struct
 
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import count_table_data
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import BoundedBuffer, LineReader
-from ansible_collections.stackops.runbook.plugins.module_utils.container import _Frames
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import _Frames
 
 
 def test_a_bounded_buffer_keeps_the_head_and_the_tail():

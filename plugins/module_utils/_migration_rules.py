@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Lint PostgreSQL migration SQL for the operations that lock or break a live application, after the
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Lint PostgreSQL migration SQL for the operations that lock or break a live application, after the
 rules of squawk and strong_migrations. Pure functions: split SQL into statements (quotes, dollar quotes
 and comments respected, line numbers kept), then check each statement.
 

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Where backups live: a local directory and an S3 bucket prefix behind one interface (list the
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Where backups live: a local directory and an S3 bucket prefix behind one interface (list the
 backups of a label from their manifests, remove one, apply retention), plus the local pieces that
 make a backup safe to write: a lock per destination and files that only get their final name once
 they are complete and on disk."""
@@ -15,14 +17,15 @@ import os
 import shutil
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _lock
-from ansible_collections.stackops.runbook.plugins.module_utils import manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 
 LOCK_FILE = ".stackops-runbook.lock"
 READ_SIZE = 1024 * 1024
 
 
-class StorageError(Exception):
+class StorageError(RunbookError):
     """A storage operation failed; the message says what and where."""
 
 
@@ -30,7 +33,7 @@ class LockBusy(StorageError):
     pass
 
 
-class TransferTimeout(Exception):
+class TransferTimeout(RunbookError):
     """An S3 operation ran past s3.transfer_timeout (raised from a botocore event, turned into StorageError)."""
 
 

@@ -1,11 +1,15 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Streaming compression and decompression for backups: zstd (multi-threaded, through the
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Streaming compression and decompression for backups: zstd (multi-threaded, through the
 ``zstandard`` library), gzip (zlib) and none, with one writer/reader interface."""
 
 from __future__ import annotations
 
 import zlib
+
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
 try:
     import zstandard
@@ -20,7 +24,7 @@ LEVELS = {"zstd": (1, 19, 2), "gzip": (1, 9, 6)}
 MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
 
 
-class CompressionError(Exception):
+class CompressionError(RunbookError):
     """Compressed data is damaged or truncated."""
 
 

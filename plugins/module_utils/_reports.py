@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the roles report after each operation: the audit ledger's entries with secrets masked, the
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+What the roles report after each operation: the audit ledger's entries with secrets masked, the
 Prometheus text exposition format for node_exporter's textfile collector, and Slack-compatible webhook
 messages. Pure functions; the modules do the writing and sending.
 """

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PostgreSQL plumbing shared by every module: the connection options (named as in
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+PostgreSQL plumbing shared by every module: the connection options (named as in
 community.postgresql), the libpq environment they become (a password never goes into argv), the
 client runner (host or container), and a psql session used for versions, snapshots and row counts."""
 
@@ -13,8 +15,9 @@ import re
 import shutil
 import tempfile
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
-from ansible_collections.stackops.runbook.plugins.module_utils.container import (
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
     docker_argument_spec,
     docker_client,
@@ -56,7 +59,7 @@ def postgres_common_argument_spec():
     return spec
 
 
-class PostgresError(Exception):
+class PostgresError(RunbookError):
     """A PostgreSQL client step failed; the message says what to do."""
 
 

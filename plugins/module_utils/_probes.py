@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Health checks: each takes its options and returns (status, message, details), where status is
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Health checks: each takes its options and returns (status, message, details), where status is
 ``pass``, ``warn`` or ``fail``. The verdict over many checks: a critical check failing means ``down``,
 a warning check failing or any check warning means ``degraded``, else ``healthy``."""
 
@@ -18,8 +20,9 @@ import threading
 import time
 import urllib.parse
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils.postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
 
 try:
     import jmespath
@@ -35,7 +38,7 @@ COMPARISONS = {
 STATUS_ORDER = {"up": 0, "ok": 0, "healthy": 0, "degraded": 1, "warn": 1, "down": 2, "fail": 2}
 
 
-class CheckInputError(Exception):
+class CheckInputError(RunbookError):
     """A check's options are wrong; the message names the check and the option."""
 
 

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backup names and manifests.
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Backup names and manifests.
 
 Every backup is ``LABEL_YYYYMMDDTHHMMSSZ`` plus a suffix that says its format and compression, with a
 manifest ``LABEL_YYYYMMDDTHHMMSSZ.manifest.json`` beside it. Retention and restores only ever touch

@@ -1,6 +1,8 @@
 # Copyright: (c) 2026, stackops.runbook contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run client programs inside a running container through the docker SDK, with streamed stdin and
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+Run client programs inside a running container through the docker SDK, with streamed stdin and
 stdout and checked exit codes: the runbooks' ``docker compose exec -T postgres pg_dump``, done right.
 
 ``ContainerRunner`` has the same interface as ``_runner.LocalRunner`` (stream, session, run), so the
@@ -13,9 +15,11 @@ import os
 import signal
 import socket
 import struct
+import tarfile
 import threading
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
     LineReader,
@@ -43,7 +47,7 @@ def docker_argument_spec():
     )
 
 
-class ContainerError(Exception):
+class ContainerError(RunbookError):
     """The container cannot be used; the message says why and what to do."""
 
 
@@ -250,6 +254,28 @@ class ContainerFeed:
         return rc, bytes(self._out), err
 
 
+def tar_chunks(path, arcname, chunk_size=1024 * 1024):
+    """A tar of ``path`` (named ``arcname`` in it) as chunks, written by a thread into a pipe while they are read:
+    never the whole archive in memory. Raises the writer's error at the end."""
+    read_fd, write_fd = os.pipe()
+    failed = []
+
+    def write():
+        try:
+            with os.fdopen(write_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
+                tar.add(path, arcname=arcname)
+        except BaseException as exc:  # pylint: disable=broad-except
+            failed.append(exc)  # a reader that stopped early (EPIPE) included: it has its own error to raise
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    with os.fdopen(read_fd, "rb") as source:
+        yield from iter(lambda: source.read(chunk_size), b"")
+    writer.join()
+    if failed:
+        raise ContainerError("cannot read %s to copy it into the container: %s" % (path, failed[0]))
+
+
 class ContainerRunner:
     """Runs the client programs inside ``container`` (name or id) through ``docker exec``."""
 
@@ -287,6 +313,22 @@ class ContainerRunner:
 
     def run(self, argv, input_chunks=None):
         return run_fed(self.feed(argv), input_chunks)
+
+    def put_directory(self, local_dir, container_dir):
+        """Copy a local directory into the container as ``container_dir``, streamed: the tar is made as the engine
+        reads it, so a directory backup of any size costs a pipe's worth of memory."""
+        rc, _out, err = self.run(["mkdir", "-p", os.path.dirname(container_dir)])
+        if rc != 0:
+            raise ContainerError("cannot create %s in container %s: %s" % (os.path.dirname(container_dir),
+                                                                           self.container, err.strip()))
+        try:
+            accepted = self.client.api.put_archive(self.container, os.path.dirname(container_dir),
+                                                   tar_chunks(local_dir, os.path.basename(container_dir)))
+        except docker_sdk().errors.APIError as exc:
+            raise ContainerError("cannot copy %s into container %s: %s" % (local_dir, self.container, exc))
+        if not accepted:
+            raise ContainerError("the docker engine refused to copy %s into container %s"
+                                 % (local_dir, self.container))
 
     def get_archive(self, path):
         """A tar stream of ``path`` in the container (chunks of bytes)."""
