@@ -190,6 +190,14 @@ def test_a_bare_host_names_every_missing_library_and_the_fix(collection, fleet, 
         assert library in message and package in message
     assert "stackops.runbook.prerequisites" in message
     report(capsys, "bare host: " + message[:400])
+    # check mode says what it would install and installs nothing
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection["path"], ANSIBLE_HOST_KEY_CHECKING="False")
+    check = subprocess.run([os.path.join(BIN, "ansible-playbook"), "stackops.runbook.prerequisites", "-i",
+                            inventory(fleet), "--check", "--limit", "db1"], capture_output=True, text=True, env=env,
+                           cwd=str(fleet["work"]), check=False)
+    assert check.returncode == 0, why(check.stdout + check.stderr)
+    assert "check mode: would install python3-zstandard" in check.stdout
+    assert "no packages found" in fleet["db"].ssh("dpkg -l python3-zstandard").stderr
 
 
 def test_the_prerequisites_role_makes_every_host_ready_and_is_idempotent(collection, fleet, capsys):
