@@ -490,6 +490,11 @@ def running_stack(base, **env):
     try:
         assert up.returncode == 0, up.stderr
         wait_for(lambda: answers(stack) == "1.0.0", timeout=120, interval=0.5)
+        # the API answers before the database is done with its init phase (a server on the socket only, then
+        # restarted): TCP answers once the real server is up, as in ContainerPostgres
+        wait_for(lambda: subprocess.run(["docker", "exec", stack.postgres, "pg_isready", "-q", "-h", "127.0.0.1",
+                                         "-U", "postgres"], capture_output=True, check=False).returncode == 0,
+                 timeout=120, interval=0.5)
         yield stack
     finally:
         stack.compose("down", "-v", "--remove-orphans")
