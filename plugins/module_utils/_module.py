@@ -20,6 +20,11 @@ class RunbookModule(AnsibleModule):
     def add_path_info(self, kwargs):
         return kwargs
 
+    def warn_future_backups(self, backups):
+        """One warning per backup dated in the future (the dicts of _storage.future_dated)."""
+        for item in backups or []:
+            self.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
+
 
 # import name: (what it is for, pip name, Debian/Ubuntu package)
 LIBRARIES = {

@@ -113,6 +113,15 @@ def _pid_alive(pid):
     return True
 
 
+_SWEPT = []  # once per process: a health probe opens a connection every round
+
+
+def sweep_secret_dirs_once():
+    if not _SWEPT:
+        _SWEPT.append(True)
+        sweep_secret_dirs_once()
+
+
 def sweep_secret_dirs(tmpdir=None):
     """Remove the secret directories of runs that died (SIGKILL, OOM, a lost SSH connection) before they
     could clean up: ``stackops-runbook-PID-*`` whose process is gone, and the pid-less ones earlier

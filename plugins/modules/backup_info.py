@@ -208,8 +208,7 @@ def main():
     result = dict(changed=False, backups=[describe(e, now) for e in entries],
                   latest={label: describe(e, now) for label, e in latest.items()}, verified=[],
                   future_backups=future_dated(entries, now))
-    for item in result["future_backups"]:
-        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
+    module.warn_future_backups(result["future_backups"])
     newest = max(latest.values(), key=lambda e: e.when, default=None)
     result["age_seconds"] = int((now - newest.when).total_seconds()) if newest else None
 

@@ -570,8 +570,7 @@ def main():
     except (CommandError, _dump.DumpError, PostgresError, ContainerError, StorageError) as exc:
         module.fail_json(msg="backup of %s failed: %s. Nothing was kept and older backups are untouched."
                              % (plan.label, exc), duration=round(time.monotonic() - started, 3))
-    for item in result.get("future_backups") or []:
-        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
+    module.warn_future_backups(result.get("future_backups"))
     result["duration"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 

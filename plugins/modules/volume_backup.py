@@ -290,8 +290,7 @@ def main():
             " Earlier backups are untouched."
         module.fail_json(msg="backup of the volume %s failed: %s.%s" % (label, exc, where),
                          duration=round(time.monotonic() - started, 3), **result)
-    for item in result["future_backups"]:
-        module.warn("%s at %s is %s" % (item["name"], item["location"], item["reason"]))
+    module.warn_future_backups(result["future_backups"])
     result["duration"] = round(time.monotonic() - started, 3)
     module.exit_json(**result)
 
