@@ -27,10 +27,6 @@ options:
   ledger_path:
     description: The release ledger (JSON lines); default C(/var/lib/stackops-runbook/releases/PROJECT.jsonl).
     type: path
-  docker_host:
-    description:
-      - The docker daemon to talk to, such as C(unix:///var/run/docker.sock); default E(DOCKER_HOST), else the local socket.
-    type: str
 requirements:
   - docker compose (v2) or docker-compose (v1) on the managed host.
   - The Python docker SDK (C(docker)) and PyYAML.

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
@@ -24,15 +25,16 @@ ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 
 def compose_argument_spec():
-    """Options naming a compose project, shared by the modules that act on one (doc fragment: compose)."""
-    return dict(
+    """Options naming a compose project, shared by the modules that act on one (doc fragments: compose, docker)."""
+    spec = dict(
         project_src=dict(type="path", required=True),
         files=dict(type="list", elements="path"),
         project_name=dict(type="str"),
         env_file=dict(type="path"),
         ledger_path=dict(type="path"),
-        docker_host=dict(type="str"),
     )
+    spec.update(docker_argument_spec())
+    return spec
 
 
 class ComposeError(RunbookError):

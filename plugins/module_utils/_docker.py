@@ -39,12 +39,15 @@ def docker_sdk():
 
 
 def docker_argument_spec():
-    """Options shared by every module that can run its client inside a container."""
-    return dict(
-        container=dict(type="str"),
-        container_user=dict(type="str"),
-        docker_host=dict(type="str"),
-    )
+    """The docker daemon, for every module that talks to it (doc fragment: docker; action group: docker)."""
+    return dict(docker_host=dict(type="str"))
+
+
+def container_argument_spec():
+    """Options of every module that can run its client inside a container (doc fragments: container, docker)."""
+    spec = dict(container=dict(type="str"), container_user=dict(type="str"))
+    spec.update(docker_argument_spec())
+    return spec
 
 
 class ContainerError(RunbookError):

@@ -2,38 +2,41 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private to stackops.runbook: not a public API, may change without notice.
 
-The backup pipelines: pg_dump (or pg_dumpall) → compression → sha256 → ``NAME.partial`` → fsync, and
-the verification that reads a backup back. Renaming to the final name is the caller's last step.
+What pg_dump and pg_dumpall bring to the backup pipeline (``_backup``): their argv, the stream of a
+single-file dump with its own checks (exit code, empty output, completion line), the in-flight verification
+of a dump (decompression, ``pg_restore --list``), directory archives (on the host or copied out of a
+container), and the verification that reads any stored backup back against its manifest.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
 import tarfile
 
-from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._backup import (
+    BackupError,
+    BackupWriter,
+    disk_error,
+    write_stream,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     CompressionError,
     Decompressor,
-    compressing_writer,
+    default_level,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
-    HashingFile,
-    file_sha256,
-    hashed,
-    tree_digest,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, client_version
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, hashed, tree_digest
 
 PLAIN_DUMP_END = (b"-- PostgreSQL database dump complete", b"-- PostgreSQL database cluster dump complete")
 TAIL_BYTES = 512
 
 
-class DumpError(RunbookError):
-    """The dump or its verification failed; nothing was kept."""
+class DumpError(BackupError):
+    """A dump, or a stored backup read back, does not check out."""
 
 
 CONTENT_OPTIONS = {"full": [], "schema": ["--schema-only"], "data": ["--data-only"]}
@@ -59,13 +62,6 @@ def pg_dump_argv(database, fmt, jobs=None, snapshot=None, dir_compression=None, 
 
 def pg_dumpall_argv(globals_only):
     return ["pg_dumpall", "--no-password"] + (["--globals-only"] if globals_only else [])
-
-
-def _disk_error(exc, path):
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DumpError("the destination is full (%s) while writing %s; the partial file was removed. Free space "
-                         "or choose another dest" % (exc.strerror, path))
-    return DumpError("cannot write %s: %s" % (path, exc))
 
 
 class InflightCheck:
@@ -121,63 +117,51 @@ class InflightCheck:
             self.restore_list = None
 
 
-def read_back(path, sha256):
-    """Read a written file back from the disk and compare its sha256 with what was written."""
-    try:
-        found = file_sha256(path)
-    except OSError as exc:
-        raise DumpError("verification failed: cannot read %s back: %s" % (path, exc))
-    if found != sha256:
-        raise DumpError("verification failed: %s reads back with sha256 %s, written as %s (disk or filesystem "
-                        "error)" % (path, found, sha256))
+class _DumpOutput:
+    """The stdout of pg_dump as chunks; at its end the exit code, an empty dump and a missing completion
+    line (plain SQL) each raise. ``close`` kills the program when the pipeline stopped early."""
+
+    def __init__(self, runner, argv, fmt):
+        self.argv, self.fmt = argv, fmt
+        self.stream = runner.stream(argv)
+
+    def __iter__(self):
+        raw_bytes, tail = 0, b""
+        for chunk in iter(self.stream.read, b""):
+            raw_bytes += len(chunk)
+            tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
+            yield chunk
+        rc, err = self.stream.finish()
+        self.stream = None
+        if rc != 0:
+            raise CommandError(self.argv, rc, err)
+        if raw_bytes == 0:
+            raise DumpError("%s produced an empty dump (no bytes)%s; nothing was kept"
+                            % (self.argv[0], ": " + err.strip() if err.strip() else ""))
+        if self.fmt == "plain" and not any(marker in tail for marker in PLAIN_DUMP_END):
+            raise DumpError("%s's output ends without its completion line; the dump is incomplete" % self.argv[0])
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.kill()
+            self.stream = None
 
 
 def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=True):
-    """Stream ``argv``'s stdout through compression into a new ``partial_path``; fsync it; with
-    ``verify``, check it in flight and read it back. Returns (size, sha256, uncompressed bytes,
-    verification). On any failure the partial file is removed."""
+    """Stream ``argv``'s stdout through the backup stages into a new ``partial_path`` (``_backup.write_stream``);
+    with ``verify``, check it in flight and read it back. Returns (size, sha256, uncompressed bytes,
+    verification). On any failure the partial file is removed and the program killed."""
     check = InflightCheck(runner, fmt, compression) if verify else None
-    out = HashingFile(partial_path, observer=check.observe if check else None)
-    stream = None
     try:
-        writer = compressing_writer(compression, level, out)
-        stream = runner.stream(argv)
-        raw_bytes = 0
-        tail = b""
-        for chunk in iter(stream.read, b""):
-            raw_bytes += len(chunk)
-            writer.write(chunk)
-            tail = (tail + chunk[-TAIL_BYTES:])[-TAIL_BYTES:]
-        rc, err = stream.finish()
-        stream = None
-        if rc != 0:
-            raise CommandError(argv, rc, err)
-        if raw_bytes == 0:
-            raise DumpError("%s produced an empty dump (no bytes)%s; nothing was kept"
-                            % (argv[0], ": " + err.strip() if err.strip() else ""))
-        if fmt == "plain" and not any(marker in tail for marker in PLAIN_DUMP_END):
-            raise DumpError("%s's output ends without its completion line; the dump is incomplete" % argv[0])
-        writer.close()
-        out.close()
-        verification = None
-        if check:
-            verification = check.finish()
-            read_back(partial_path, out.sha256.hexdigest())
-        return out.size, out.sha256.hexdigest(), raw_bytes, verification
-    except OSError as exc:
-        _abort(stream, out, check)
-        raise _disk_error(exc, partial_path)
+        output = _DumpOutput(runner, argv, fmt)
     except BaseException:
-        _abort(stream, out, check)
+        if check is not None:
+            check.abort()
         raise
-
-
-def _abort(stream, out, check=None):
-    if stream is not None:
-        stream.kill()
-    if check is not None:
-        check.abort()
-    out.discard()
+    try:
+        return write_stream(output, partial_path, compression, level, check)
+    finally:
+        output.close()
 
 
 def _hash_tree(root):
@@ -246,7 +230,7 @@ def copy_directory_out(runner, container_dir, partial_dir):
         files = _hash_tree(partial_dir)
     except OSError as exc:
         _remove_tree(partial_dir)
-        raise _disk_error(exc, partial_dir)
+        raise disk_error(exc, partial_dir)
     except BaseException:
         _remove_tree(partial_dir)
         raise
@@ -315,6 +299,127 @@ def verify_backup(storage, manifest, runner=None):
         raise DumpError("%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s"
                         % (location, size, digest.hexdigest(), manifest["size"], manifest["sha256"]))
     return found
+
+
+class DumpWriter(BackupWriter):
+    """pg_dump of one database, or pg_dumpall of all of them or of the globals, as a backup kind: the
+    source's facts (server version, owner, row counts in the dump's own snapshot) and the dump itself."""
+
+    def __init__(self, params):
+        p = self.params = params
+        if p["all_databases"]:
+            self.kind, self.label, self.database = "all_databases", "all_databases", None
+        elif p["globals_only"]:
+            self.kind, self.label, self.database = "globals", "globals", None
+        else:
+            self.kind, self.label, self.database = "database", p["database"], p["database"]
+        # a schema-only or data-only backup has a label of its own, so it is never the latest full backup
+        self.content = p["content"]
+        if self.content != "full":
+            self.label = "%s.%s" % (self.label, self.content)
+        self.format = p["format"] if self.kind == "database" else "plain"
+        self.compression = p["compression"]
+        self.level = p["compression_level"]
+        self.row_counts = p["row_counts"] or ("exact" if self.kind == "database" and self.content != "schema"
+                                              else "none")
+        self.runner = self.pg_dump_version = None
+
+    def connect(self, runner):
+        """Learn the client's version through ``runner`` and settle the compression it allows."""
+        self.runner = runner
+        major, self.pg_dump_version = client_version(runner, "pg_dump" if self.kind == "database" else "pg_dumpall")
+        if self.format == "directory":
+            if self.compression is None:
+                self.compression = "zstd" if major >= 16 else "gzip"
+            elif self.compression == "zstd" and major < 16:
+                raise DumpError("compression=zstd with format=directory needs pg_dump 16 or newer (this one is "
+                                "%d); use compression=gzip or none, or format=custom" % major)
+        elif self.compression is None:
+            self.compression = "zstd"
+        if self.level is None and self.compression != "none":
+            self.level = default_level(self.compression)
+
+    def file_name(self, name):
+        return mf.data_file_name(name, self.format, self.compression)
+
+    def write(self, name, partial):
+        session = PsqlSession(self.runner, self.database or "postgres")
+        try:
+            facts = dict(server_version=session.server_version(), database_owner=None)
+            if self.kind == "database":
+                facts["database_owner"] = session.scalar(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database();")
+            snapshot = None
+            if self.row_counts == "exact":
+                snapshot = session.export_snapshot()
+            elif self.row_counts == "estimate":
+                facts["row_counts"] = session.row_counts("estimate")
+            if self.kind != "database":
+                facts.update(self._dump_file(pg_dumpall_argv(self.kind == "globals"), partial))
+            elif self.format == "directory":
+                facts.update(self._dump_directory(name, snapshot, partial))
+            else:
+                facts.update(self._dump_file(pg_dump_argv(self.database, self.format, snapshot=snapshot,
+                                                          content=self.content), partial))
+            if snapshot:
+                # the exporting transaction is still open: these counts see exactly what the dump saw
+                facts["row_counts"] = session.row_counts("exact")
+        finally:
+            session.close()
+        if "row_counts" in facts:
+            facts["tables"] = len(facts["row_counts"])
+        return dict(self.describe(), **facts)
+
+    def describe(self):
+        """The manifest's facts known before the dump."""
+        p = self.params
+        if p["container"]:
+            source = dict(mode="container", container=p["container"], host=p["login_host"])
+        else:
+            source = dict(mode="host", host=p["login_host"] or p["login_unix_socket"] or "local socket",
+                          port=p["login_port"], user=p["login_user"])
+        return dict(database=self.database, content=self.content, format=self.format, compression=self.compression,
+                    compression_level=self.level, jobs=p["jobs"], tag=p["tag"], pg_dump_version=self.pg_dump_version,
+                    source=source, row_counts_mode=self.row_counts, verified=bool(p["verify"]))
+
+    def _dump_file(self, argv, partial):
+        size, sha256, raw, verification = dump_to_file(self.runner, argv, partial, self.format, self.compression,
+                                                       self.level, self.params["verify"])
+        facts = dict(size=size, sha256=sha256, uncompressed_size=raw)
+        if verification:
+            facts["verification"] = verification
+        return facts
+
+    def _dump_directory(self, name, snapshot, partial):
+        runner, jobs = self.runner, self.params["jobs"]
+        dir_compression = "0" if self.compression == "none" else "%s:%d" % (self.compression, self.level)
+        if self.compression == "gzip":
+            dir_compression = str(self.level)
+        verification = None
+        if runner.kind == "host":
+            argv = pg_dump_argv(self.database, "directory", jobs, snapshot, dir_compression, partial, self.content)
+            size, sha256, files = dump_directory_on_host(runner, argv, partial)
+            try:
+                if self.params["verify"]:
+                    verification = verify_directory(runner, partial)
+            except BaseException:
+                _remove_tree(partial)
+                raise
+        else:
+            inside = "/tmp/stackops-runbook-%s" % name
+            argv = pg_dump_argv(self.database, "directory", jobs, snapshot, dir_compression, inside, self.content)
+            try:
+                rc, _out, err = runner.run(argv)
+                if rc != 0:
+                    raise CommandError(argv, rc, err)
+                verification = verify_directory(runner, inside) if self.params["verify"] else None
+                size, sha256, files = copy_directory_out(runner, inside, partial)
+            finally:
+                runner.run(["rm", "-rf", inside])
+        facts = dict(size=size, sha256=sha256, files=files)
+        if verification:
+            facts["verification"] = verification
+        return facts
 
 
 def verify_directory(runner, path):

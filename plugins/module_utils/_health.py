@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _probes as probes
 
@@ -25,7 +26,7 @@ class ProbeFailed(RunbookError):
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         checks=dict(type="list", elements="dict", required=True),
         wait_for=dict(type="str", choices=["healthy", "degraded"]),
         timeout=dict(type="int", default=60),
@@ -33,8 +34,9 @@ def argument_spec():
         success_threshold=dict(type="int", default=1),
         failure_threshold=dict(type="int"),
         start_period=dict(type="int", default=0),
-        docker_host=dict(type="str"),
     )
+    spec.update(docker_argument_spec())
+    return spec
 
 
 def secrets(params):

@@ -6,19 +6,47 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 
 class RunbookModule(AnsibleModule):
-    """AnsibleModule whose results keep their own ``size``, ``mode`` and ``state``.
+    """AnsibleModule with the collection's one way to fail (``fail_from``) and to finish (``finished``),
+    both carrying the run's duration.
 
-    exit_json() normally treats a ``path`` key as a file to describe and overwrites ``size`` with the
-    stat of that path, which for a directory backup is 4096, not the backup's size.
+    Its results keep their own ``size``, ``mode`` and ``state``: exit_json() normally treats a ``path``
+    key as a file to describe and overwrites ``size`` with the stat of that path, which for a directory
+    backup is 4096, not the backup's size.
     """
+
+    def __init__(self, *args, **kwargs):
+        self.started = time.monotonic()
+        super().__init__(*args, **kwargs)
 
     def add_path_info(self, kwargs):
         return kwargs
+
+    def duration(self):
+        """Seconds since the module started."""
+        return round(time.monotonic() - self.started, 3)
+
+    def fail_from(self, exc, what=None, kept=None):
+        """Fail with a RunbookError: ``what`` failed, the error's message, the sentence saying what was kept
+        (the error's own ``kept`` when it has one, else ``kept``), its partial result and the duration."""
+        msg = str(exc)
+        if what:
+            msg = "%s: %s" % (what, msg)
+        sentence = getattr(exc, "kept", None) or kept
+        if sentence:
+            msg = "%s. %s" % (msg.rstrip(". "), sentence)
+        self.fail_json(msg=msg, **dict(getattr(exc, "result", None) or {}, duration=self.duration()))
+
+    def finished(self, result):
+        """``result`` with the duration, after a warning per backup dated in the future."""
+        self.warn_future_backups(result.get("future_backups"))
+        result["duration"] = self.duration()
+        return result
 
     def warn_future_backups(self, backups):
         """One warning per backup dated in the future (the dicts of _storage.future_dated)."""

@@ -19,7 +19,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError, LocalRunner
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
-    docker_argument_spec,
+    container_argument_spec,
     docker_client,
 )
 
@@ -55,7 +55,7 @@ def postgres_common_argument_spec():
         ca_cert=dict(type="path"),
         bin_dir=dict(type="path"),
     )
-    spec.update(docker_argument_spec())
+    spec.update(container_argument_spec())
     return spec
 
 

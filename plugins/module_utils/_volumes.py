@@ -5,7 +5,8 @@
 Docker named volumes (uploads, certificates) as tar archives, through the docker API: a helper container
 that is created but never started mounts the volume read-only, and the engine streams the tar of the
 mount (``GET /containers/ID/archive``). No image needs a shell or tar; the helper uses an image already on
-the host (one of the volume's own containers), so nothing is pulled.
+the host (one of the volume's own containers), so nothing is pulled. ``VolumeWriter`` is the volume kind
+of the backup pipeline (``_backup``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._backup import BackupError, BackupWriter, write_stream
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, Decompressor
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_sdk
 
 MOUNT = "/volume"
@@ -139,3 +143,54 @@ class TarReader:
             return int(text or b"0", 8)
         except ValueError:
             raise ValueError("not a tar stream (bad size field %r)" % field)
+
+
+class TarCheck:
+    """Decompresses what is written and follows the tar to its end marker, so a backup that would not
+    extract is never committed."""
+
+    def __init__(self, compression):
+        self.decompressor = Decompressor(compression)
+        self.tar = TarReader()
+
+    def observe(self, compressed):
+        try:
+            self.tar.feed(self.decompressor.feed(compressed))
+        except (CompressionError, ValueError) as exc:
+            raise BackupError("verification failed: %s" % exc)
+
+    def finish(self):
+        try:
+            self.tar.feed(self.decompressor.finish())
+        except (CompressionError, ValueError) as exc:
+            raise BackupError("verification failed: %s" % exc)
+        if not self.tar.ended:
+            raise BackupError("verification failed: the archive ends before its end-of-archive marker")
+        return dict(method="sha256+decompress+tar-end-marker")
+
+    def abort(self):
+        pass
+
+
+class VolumeWriter(BackupWriter):
+    """A docker named volume as a compressed tar, checked to its end marker while it is written."""
+
+    kind = "volume"
+    tool = mf.VOLUME_TOOL
+
+    def __init__(self, client, volume, image, compression, level):
+        self.client, self.label, self.image = client, volume, image
+        self.compression, self.level = compression, level
+
+    def file_name(self, name):
+        return mf.data_file_name(name, "tar", self.compression)
+
+    def write(self, name, partial):
+        check = TarCheck(self.compression)
+        with helper(self.client, self.label, self.image) as container:
+            size, sha256, raw, verification = write_stream(archive_chunks(container), partial, self.compression,
+                                                           self.level, check)
+        return dict(volume=self.label, database=None, format="tar", compression=self.compression,
+                    compression_level=self.level, helper_image=self.image, verified=True, verification=verification,
+                    size=size, sha256=sha256, data_bytes=check.tar.bytes, members=check.tar.members,
+                    uncompressed_size=raw)

@@ -21,6 +21,7 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.storage
+  - stackops.runbook._attributes.actiongroup_storage
 attributes:
   check_mode:
     support: full

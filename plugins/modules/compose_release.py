@@ -43,6 +43,8 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.compose
+  - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_docker
 attributes:
   check_mode:
     support: full

@@ -18,6 +18,9 @@ description:
   - O(labels) limits both to containers and images with those labels, as C(--filter label=) does.
 author:
   - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_docker
 attributes:
   check_mode:
     support: full
@@ -53,9 +56,6 @@ options:
     description: How many good releases per ledger keep their images.
     type: int
     default: 3
-  docker_host:
-    description: The docker daemon, such as C(unix:///var/run/docker.sock); default E(DOCKER_HOST), else the local socket.
-    type: str
 requirements:
   - The Python docker SDK (C(docker)).
 seealso:
@@ -109,7 +109,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import (
     parse_duration,
     require_libraries,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_argument_spec, docker_client
 
 
 def parse_time(text):
@@ -148,18 +148,16 @@ def stopped_containers(client, labels, cutoff):
 
 
 def main():
-    module = RunbookModule(
-        argument_spec=dict(
-            older_than=dict(type="str", default="7d"),
-            containers=dict(type="bool", default=True),
-            images=dict(type="bool", default=True),
-            labels=dict(type="list", elements="str", default=[]),
-            release_ledgers=dict(type="list", elements="path", default=["/var/lib/stackops-runbook/releases/*.jsonl"]),
-            keep_releases=dict(type="int", default=3),
-            docker_host=dict(type="str"),
-        ),
-        supports_check_mode=True,
+    spec = docker_argument_spec()
+    spec.update(
+        older_than=dict(type="str", default="7d"),
+        containers=dict(type="bool", default=True),
+        images=dict(type="bool", default=True),
+        labels=dict(type="list", elements="str", default=[]),
+        release_ledgers=dict(type="list", elements="path", default=["/var/lib/stackops-runbook/releases/*.jsonl"]),
+        keep_releases=dict(type="int", default=3),
     )
+    module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     require_libraries(module, docker=True)
     p = module.params
     try:

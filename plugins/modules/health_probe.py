@@ -22,6 +22,9 @@ requirements:
   - The Python docker SDK (C(docker)) for C(container) checks
 author:
   - stackops.runbook contributors (@stackops)
+extends_documentation_fragment:
+  - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_docker
 attributes:
   check_mode:
     support: full
@@ -73,9 +76,6 @@ options:
     description: With O(wait_for), seconds of grace at the start in which failing rounds do not count against O(failure_threshold).
     type: int
     default: 0
-  docker_host:
-    description: The docker daemon for C(container) checks; default E(DOCKER_HOST) or the local socket.
-    type: str
 notes:
   - Without O(wait_for) the task reports the verdict and does not fail on it.
   - When the task runs on the controller itself (connection C(local), such as C(delegate_to=localhost) for URL checks)

@@ -23,8 +23,10 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.postgres
+  - stackops.runbook.container
   - stackops.runbook.docker
   - stackops.runbook.storage
+  - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
   check_mode:
     support: full
@@ -236,35 +238,18 @@ removed_partials:
 
 import datetime
 import os
-import socket
-import time
 
-from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils import _dump
+from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpWriter
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
-    COMPRESSIONS,
-    check_level,
-    default_level,
-)
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import COMPRESSIONS, check_level
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
-    PostgresError,
-    PsqlSession,
-    client_version,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
-    BackupEntry,
-    LocalStorage,
-    S3Storage,
-    StorageError,
-    apply_retention,
-    s3_argument_spec,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage, s3_argument_spec
 
 
 def argument_spec():
@@ -288,51 +273,6 @@ def argument_spec():
         s3=s3_argument_spec(),
     )
     return spec
-
-
-class Plan:
-    """What this run does, worked out and checked before anything is written."""
-
-    def __init__(self, params, now):
-        p = params
-        if p["all_databases"]:
-            self.kind, self.label, self.database = "all_databases", "all_databases", None
-        elif p["globals_only"]:
-            self.kind, self.label, self.database = "globals", "globals", None
-        else:
-            self.kind, self.label, self.database = "database", p["database"], p["database"]
-        # a schema-only or data-only backup has a label of its own, so it is never the latest full backup
-        self.content = p["content"]
-        if self.content != "full":
-            self.label = "%s.%s" % (self.label, self.content)
-        self.format = p["format"] if self.kind == "database" else "plain"
-        self.compression = p["compression"]
-        self.level = p["compression_level"]
-        self.row_counts = p["row_counts"] or ("exact" if self.kind == "database" and self.content != "schema"
-                                              else "none")
-        self.name = mf.backup_name(self.label, now)
-        self.started = now
-
-    def claim_name(self, local):
-        """Called under the destination's lock."""
-        self.name, self.started = local.claim_name(self.label, self.started,
-                                                   lambda name: mf.data_file_name(name, self.format, self.compression))
-
-    def resolve_compression(self, pg_dump_major):
-        if self.format == "directory":
-            if self.compression is None:
-                self.compression = "zstd" if pg_dump_major >= 16 else "gzip"
-            elif self.compression == "zstd" and pg_dump_major < 16:
-                raise PostgresError("compression=zstd with format=directory needs pg_dump 16 or newer (this one is "
-                                    "%d); use compression=gzip or none, or format=custom" % pg_dump_major)
-        elif self.compression is None:
-            self.compression = "zstd"
-        if self.level is None and self.compression != "none":
-            self.level = default_level(self.compression)
-
-    @property
-    def file_name(self):
-        return mf.data_file_name(self.name, self.format, self.compression)
 
 
 def validate(module):
@@ -385,194 +325,25 @@ def validate(module):
                       docker=bool(p["container"]), boto3=bool(s3))
 
 
-class BackupRun:
-    """One backup: connect, dump, verify, name, describe, prune, copy offsite."""
-
-    def __init__(self, module, plan, runner):
-        self.module = module
-        self.params = module.params
-        self.plan = plan
-        self.runner = runner
-        self.local = LocalStorage(self.params["dest"])
-
-    def dump(self, session):
-        """Dump into NAME.partial and verify it; returns the manifest's facts. Nothing kept on failure."""
-        plan, runner = self.plan, self.runner
-        facts = {}
-        snapshot = None
-        if plan.row_counts == "exact":
-            snapshot = session.export_snapshot()
-        elif plan.row_counts == "estimate":
-            facts["row_counts"] = session.row_counts("estimate")
-        partial = self.local.path(plan.file_name + mf.PARTIAL_SUFFIX)
-        if plan.kind == "database":
-            if plan.format == "directory":
-                facts.update(self._dump_directory(snapshot, partial))
-            else:
-                argv = _dump.pg_dump_argv(plan.database, plan.format, snapshot=snapshot, content=plan.content)
-                facts.update(self._dump_file(argv, partial))
-        else:
-            facts.update(self._dump_file(_dump.pg_dumpall_argv(plan.kind == "globals"), partial))
-        if snapshot:
-            # the exporting transaction is still open: these counts see exactly what the dump saw
-            facts["row_counts"] = session.row_counts("exact")
-        return partial, facts
-
-    def _dump_file(self, argv, partial):
-        plan = self.plan
-        size, sha256, raw, verification = _dump.dump_to_file(self.runner, argv, partial, plan.format,
-                                                             plan.compression, plan.level, self.params["verify"])
-        facts = dict(size=size, sha256=sha256, uncompressed_size=raw)
-        if verification:
-            facts["verification"] = verification
-        return facts
-
-    def _dump_directory(self, snapshot, partial):
-        plan, runner = self.plan, self.runner
-        dir_compression = "0" if plan.compression == "none" else "%s:%d" % (plan.compression, plan.level)
-        if plan.compression == "gzip":
-            dir_compression = str(plan.level)
-        if runner.kind == "host":
-            argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
-                                      partial, plan.content)
-            size, sha256, files = _dump.dump_directory_on_host(runner, argv, partial)
-            verification = None
-            try:
-                if self.params["verify"]:
-                    verification = _dump.verify_directory(runner, partial)
-            except BaseException:
-                self.local.remove_path(partial)
-                raise
-        else:
-            inside = "/tmp/stackops-runbook-%s" % plan.name
-            argv = _dump.pg_dump_argv(plan.database, "directory", self.params["jobs"], snapshot, dir_compression,
-                                      inside, plan.content)
-            try:
-                rc, _out, err = runner.run(argv)
-                if rc != 0:
-                    raise CommandError(argv, rc, err)
-                verification = _dump.verify_directory(runner, inside) if self.params["verify"] else None
-                size, sha256, files = _dump.copy_directory_out(runner, inside, partial)
-            finally:
-                runner.run(["rm", "-rf", inside])
-        facts = dict(size=size, sha256=sha256, files=files)
-        if verification:
-            facts["verification"] = verification
-        return facts
-
-    def source_facts(self):
-        p = self.params
-        if p["container"]:
-            return dict(mode="container", container=p["container"], host=p["login_host"])
-        return dict(mode="host", host=p["login_host"] or p["login_unix_socket"] or "local socket",
-                    port=p["login_port"], user=p["login_user"])
-
-    def run(self, pg_dump_version):
-        plan, local, p = self.plan, self.local, self.params
-        result = dict(removed_partials=[], pruned=[], future_backups=[])
-        local.ensure()
-        with local.lock(p["lock_timeout"]):
-            plan.claim_name(local)
-            for leftover in local.stale_partials(plan.label):
-                local.remove_path(leftover)
-                result["removed_partials"].append(leftover)
-            session = PsqlSession(self.runner, plan.database or "postgres")
-            try:
-                server_version = session.server_version()
-                owner = session.scalar("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = "
-                                       "current_database();") if plan.kind == "database" else None
-                partial, facts = self.dump(session)
-            finally:
-                session.close()
-            manifest = self.describe(server_version, pg_dump_version, dict(facts, database_owner=owner))
-            final = local.publish(partial, manifest)
-            result.update(path=final, manifest_path=local.path(mf.manifest_file_name(plan.name)), manifest=manifest,
-                          sha256=manifest["sha256"], size=manifest["size"])
-            try:
-                result["pruned"] += apply_retention(local, plan.label, plan.kind, p, False, current=plan.name,
-                                                    future=result["future_backups"])
-            except StorageError as exc:
-                raise KeptBackupError("retention failed: %s" % exc, result)
-        if p["s3"]:
-            try:
-                s3 = S3Storage(p["s3"])
-                result["s3_uri"] = s3.upload_backup(local, manifest)
-                result["pruned"] += apply_retention(s3, plan.label, plan.kind, p, False, current=plan.name,
-                                                    future=result["future_backups"])
-            except StorageError as exc:
-                raise KeptBackupError("offsite copy failed: %s" % exc, result)
-        return result
-
-    def describe(self, server_version, pg_dump_version, facts):
-        """The manifest of the backup just made."""
-        plan, p = self.plan, self.params
-        finished = datetime.datetime.now(datetime.timezone.utc)
-        manifest = dict(
-            tool=mf.TOOL, manifest_version=mf.MANIFEST_VERSION, name=plan.name, file=plan.file_name,
-            kind=plan.kind, database=plan.database, content=plan.content, format=plan.format,
-            compression=plan.compression,
-            compression_level=plan.level, jobs=p["jobs"], tag=p["tag"],
-            started_at=mf.isoformat(plan.started), finished_at=mf.isoformat(finished),
-            duration_seconds=round((finished - plan.started).total_seconds(), 3),
-            server_version=server_version, pg_dump_version=pg_dump_version,
-            source=self.source_facts(), hostname=socket.gethostname(),
-            row_counts_mode=plan.row_counts, verified=bool(p["verify"]),
-        )
-        manifest.update(facts)
-        if "row_counts" in manifest:
-            manifest["tables"] = len(manifest["row_counts"])
-        return manifest
-
-
-class KeptBackupError(RunbookError):
-    """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
-
-    def __init__(self, message, result):
-        super().__init__(message)
-        self.result = result
-
-
-def check_mode_plan(module, plan):
-    """What a run would do: the path, and what retention would remove with the new backup counted."""
-    p = module.params
-    local = LocalStorage(p["dest"])
-    new_entry = BackupEntry(plan.name, plan.started, {"verified": True}, local.path(plan.file_name))
-    future = []
-    pruned = apply_retention(local, plan.label, plan.kind, p, True, new_entry, future=future)
-    return dict(changed=True, path=local.path(plan.file_name), future_backups=future,
-                manifest_path=local.path(mf.manifest_file_name(plan.name)), pruned=pruned, removed_partials=[],
-                format=plan.format, compression=plan.compression,
-                msg="check mode: would write %s and remove %d old backup(s)" % (plan.file_name, len(pruned)))
-
-
 def main():
     module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
     validate(module)
-    started = time.monotonic()
-    plan = Plan(module.params, datetime.datetime.now(datetime.timezone.utc))
+    p = module.params
+    writer = DumpWriter(p)
+    now = datetime.datetime.now(datetime.timezone.utc)
     try:
-        with ClientContext(module.params) as runner:
-            program = "pg_dump" if plan.kind == "database" else "pg_dumpall"
-            major, version = client_version(runner, program)
-            plan.resolve_compression(major)
+        with ClientContext(p) as runner:
+            writer.connect(runner)
             if module.check_mode:
-                result = check_mode_plan(module, plan)
+                result = _backup.plan(LocalStorage(p["dest"]), writer, p, now)
+                result["msg"] = "check mode: would write %s and remove %d old backup(s)" % (
+                    os.path.basename(result["path"]), len(result["pruned"]))
             else:
-                result = BackupRun(module, plan, runner).run(version)
-                result.update(changed=True, format=plan.format, compression=plan.compression,
-                              s3_uri=result.get("s3_uri"))
-    except KeptBackupError as exc:
-        kept = exc.result
-        module.fail_json(msg="%s. The local backup is complete and verified at %s; rerun once the cause is fixed, "
-                             "or copy it by hand." % (exc, kept["path"]),
-                         path=kept["path"], manifest_path=kept["manifest_path"], sha256=kept["sha256"],
-                         size=kept["size"], pruned=kept["pruned"], duration=round(time.monotonic() - started, 3))
-    except (CommandError, _dump.DumpError, PostgresError, ContainerError, StorageError) as exc:
-        module.fail_json(msg="backup of %s failed: %s. Nothing was kept and older backups are untouched."
-                             % (plan.label, exc), duration=round(time.monotonic() - started, 3))
-    module.warn_future_backups(result.get("future_backups"))
-    result["duration"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+                result = _backup.run(writer, p, now)
+    except RunbookError as exc:
+        module.fail_from(exc, "backup of %s failed" % writer.label, kept=_backup.NOTHING_KEPT)
+    result.update(format=writer.format, compression=writer.compression, s3_uri=result.get("s3_uri"))
+    module.exit_json(**module.finished(result))
 
 
 if __name__ == "__main__":

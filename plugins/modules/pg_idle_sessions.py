@@ -20,7 +20,9 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.postgres
+  - stackops.runbook.container
   - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_postgres_docker
 attributes:
   check_mode:
     support: full

@@ -27,9 +27,11 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.postgres
+  - stackops.runbook.container
   - stackops.runbook.docker
   - stackops.runbook.storage
   - stackops.runbook.backup_source
+  - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
   check_mode:
     support: full

@@ -24,6 +24,8 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.storage
+  - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_docker_storage
 attributes:
   check_mode:
     support: full
@@ -52,9 +54,6 @@ options:
     description:
       - Image of the helper container that mounts the volume. It is never started, so any image works.
       - Default is the image of a container that uses the volume, so nothing is pulled.
-    type: str
-  docker_host:
-    description: The docker daemon; default C(DOCKER_HOST) or the local socket.
     type: str
   keep_days:
     description: Keep backups of this volume younger than this many days.
@@ -133,79 +132,15 @@ s3_uri:
 """
 
 import datetime
-import socket
-import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, read_back
-from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
-    TarReader,
-    archive_chunks,
-    get_volume,
-    helper,
-    image_for,
-)
-from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
-    CompressionError,
-    Decompressor,
-    check_level,
-    compressing_writer,
-    default_level,
-)
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
-    BackupEntry,
-    HashingFile,
-    LocalStorage,
-    S3Storage,
-    StorageError,
-    apply_retention,
-    s3_argument_spec,
-)
-
-KIND = "volume"
-
-
-class TarCheck:
-    """Decompresses what is written and follows the tar to its end marker, so a backup that would not
-    extract is never committed."""
-
-    def __init__(self, compression):
-        self.decompressor = Decompressor(compression)
-        self.tar = TarReader()
-
-    def __call__(self, compressed):
-        self.tar.feed(self.decompressor.feed(compressed))
-
-    def finish(self):
-        self.tar.feed(self.decompressor.finish())
-        if not self.tar.ended:
-            raise DumpError("verification failed: the archive ends before its end-of-archive marker")
-        return self.tar
-
-
-def write_archive(chunks, partial, compression, level):
-    check = TarCheck(compression)
-    out = HashingFile(partial, observer=check)
-    try:
-        writer = compressing_writer(compression, level, out)
-        raw = 0
-        for chunk in chunks:
-            raw += len(chunk)
-            writer.write(chunk)
-        writer.close()
-        out.close()
-        tar = check.finish()
-        read_back(partial, out.sha256.hexdigest())
-    except (CompressionError, ValueError) as exc:
-        out.discard()
-        raise DumpError("verification failed: %s" % exc)
-    except BaseException:
-        out.discard()
-        raise
-    return dict(size=out.size, sha256=out.sha256.hexdigest(), data_bytes=tar.bytes, members=tar.members,
-                uncompressed_size=raw)
+from ansible_collections.stackops.runbook.plugins.module_utils._volumes import VolumeWriter, get_volume, image_for
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import check_level, default_level
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage, s3_argument_spec
 
 
 def validate(module):
@@ -222,77 +157,29 @@ def validate(module):
 
 
 def main():
-    module = RunbookModule(
-        argument_spec=dict(
-            volume=dict(type="str", required=True),
-            dest=dict(type="path", required=True),
-            compression=dict(type="str", default="gzip", choices=["gzip", "zstd", "none"]),
-            compression_level=dict(type="int"),
-            helper_image=dict(type="str"),
-            docker_host=dict(type="str"),
-            keep_days=dict(type="int"),
-            keep_last=dict(type="int"),
-            lock_timeout=dict(type="int", default=0),
-            s3=s3_argument_spec(),
-        ),
-        supports_check_mode=True,
-    )
+    spec = docker_argument_spec()
+    spec.update(volume=dict(type="str", required=True), dest=dict(type="path", required=True),
+                compression=dict(type="str", default="gzip", choices=["gzip", "zstd", "none"]),
+                compression_level=dict(type="int"), helper_image=dict(type="str"), keep_days=dict(type="int"),
+                keep_last=dict(type="int"), lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
+    module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     validate(module)
     p = module.params
-    started = time.monotonic()
-    now = datetime.datetime.now(datetime.timezone.utc)
     level = p["compression_level"] if p["compression_level"] is not None else default_level(p["compression"])
-    local = LocalStorage(p["dest"])
-    label = p["volume"]
-
-    def file_name(name):
-        return mf.data_file_name(name, "tar", p["compression"])
-
-    result = dict(changed=False, pruned=[], future_backups=[])
     try:
         client = docker_client(p["docker_host"])
-        get_volume(client, label)
-        image = image_for(client, label, p["helper_image"])
+        get_volume(client, p["volume"])
+        writer = VolumeWriter(client, p["volume"], image_for(client, p["volume"], p["helper_image"]),
+                              p["compression"], level)
+        now = datetime.datetime.now(datetime.timezone.utc)
         if module.check_mode:
-            name = mf.backup_name(label, now)
-            new = BackupEntry(name, now, {"verified": True}, local.path(file_name(name)))
-            result.update(changed=True, path=local.path(file_name(name)), pruned=apply_retention(
-                local, label, KIND, p, True, new), msg="check mode: would archive the volume %s" % label)
-            module.exit_json(**result)
-        local.ensure()
-        with local.lock(p["lock_timeout"]):
-            name, when = local.claim_name(label, now, file_name)
-            for leftover in local.stale_partials(label):
-                local.remove_path(leftover)
-            partial = local.path(file_name(name) + mf.PARTIAL_SUFFIX)
-            with helper(client, label, image) as container:
-                facts = write_archive(archive_chunks(container), partial, p["compression"], level)
-            finished = datetime.datetime.now(datetime.timezone.utc)
-            manifest = dict(
-                tool=mf.VOLUME_TOOL, manifest_version=mf.MANIFEST_VERSION, name=name, file=file_name(name),
-                kind=KIND, volume=label, database=None, format="tar", compression=p["compression"],
-                compression_level=level, started_at=mf.isoformat(when), finished_at=mf.isoformat(finished),
-                duration_seconds=round((finished - when).total_seconds(), 3), hostname=socket.gethostname(),
-                helper_image=image, verified=True, verification=dict(method="sha256+decompress+tar-end-marker"),
-                **facts)
-            final = local.publish(partial, manifest)
-            result.update(changed=True, path=final, manifest_path=local.path(mf.manifest_file_name(name)),
-                          manifest=manifest, size=manifest["size"], sha256=manifest["sha256"])
-            result["pruned"] += apply_retention(local, label, KIND, p, False, current=name,
-                                                future=result["future_backups"])
-        if p["s3"]:
-            s3 = S3Storage(p["s3"])
-            result["s3_uri"] = s3.upload_backup(local, manifest)
-            result["pruned"] += apply_retention(s3, label, KIND, p, False, current=name,
-                                                future=result["future_backups"])
-    except (ContainerError, DumpError, StorageError) as exc:
-        where = " The backup itself is complete at %s." % result["path"] if result.get("path") else \
-            " Earlier backups are untouched."
-        module.fail_json(msg="backup of the volume %s failed: %s.%s" % (label, exc, where),
-                         duration=round(time.monotonic() - started, 3), **result)
-    module.warn_future_backups(result["future_backups"])
-    result["duration"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+            result = dict(_backup.plan(LocalStorage(p["dest"]), writer, p, now),
+                          msg="check mode: would archive the volume %s" % p["volume"])
+        else:
+            result = _backup.run(writer, p, now)
+    except RunbookError as exc:
+        module.fail_from(exc, "backup of the volume %s failed" % p["volume"], kept=_backup.NOTHING_KEPT)
+    module.exit_json(**module.finished(result))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.storage
+  - stackops.runbook.docker
+  - stackops.runbook._attributes.actiongroup_docker_storage
 attributes:
   check_mode:
     support: full
@@ -55,9 +57,6 @@ options:
     description:
       - Image of the helper containers; it needs C(sh) and C(find). Default is the image of a container that
         uses the volume, then the image recorded in the backup's manifest.
-    type: str
-  docker_host:
-    description: The docker daemon; default C(DOCKER_HOST) or the local socket.
     type: str
 seealso:
   - module: stackops.runbook.volume_backup
@@ -112,7 +111,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     put_archive,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_argument_spec, docker_client, docker_sdk
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 
@@ -130,8 +129,8 @@ def main():
         from_volume=dict(type="str"),
         confirm=dict(type="str"),
         helper_image=dict(type="str"),
-        docker_host=dict(type="str"),
     )
+    spec.update(docker_argument_spec())
     module = RunbookModule(argument_spec=spec, mutually_exclusive=[("path", "s3")], supports_check_mode=True)
     p = module.params
     for key in ("volume", "from_volume"):

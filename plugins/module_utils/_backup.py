@@ -1,0 +1,189 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+The one backup pipeline every backup kind goes through:
+
+    lock the destination → claim a unique name → sweep stale partials → the kind's writer fills
+    ``NAME.partial`` (streamed through the stages, hashed in flight, fsynced, verified) → rename →
+    manifest last → retention → offsite copy
+
+A kind (database, all databases, globals, docker volume, ...) is a ``BackupWriter``: it names its files,
+fills the partial and returns the facts its manifest records. Everything the collection promises about a
+backup lives here, once: a partial file never looks complete, the manifest is written last, a failure
+before the rename keeps nothing, a failure after it keeps the complete backup and says so, retention never
+removes the backup this run made or the newest verified one.
+
+``write_stream`` is the stage chain of a single-file backup (compression now; encryption is the next stage,
+between compression and the file, and the hash is taken of the bytes that reach the file).
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import socket
+
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, compressing_writer
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
+    BackupEntry,
+    HashingFile,
+    LocalStorage,
+    S3Storage,
+    StorageError,
+    apply_retention,
+    file_sha256,
+)
+
+NOTHING_KEPT = "Nothing was kept and older backups are untouched."
+
+
+class BackupError(RunbookError):
+    """Writing or verifying a backup failed; nothing of it was kept."""
+
+    kept = NOTHING_KEPT
+
+
+class KeptBackupError(RunbookError):
+    """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
+
+    def __init__(self, message, result):
+        super().__init__(message, result)
+        self.kept = ("The local backup is complete and verified at %s; rerun once the cause is fixed, or copy it "
+                     "by hand." % result["path"])
+
+
+class BackupWriter:
+    """One backup kind. Subclasses set ``kind`` (the manifest's kind), ``label`` (the name's prefix, one
+    retention series) and ``tool``, and implement ``file_name`` and ``write``."""
+
+    kind = None
+    label = None
+    tool = mf.TOOL
+
+    def file_name(self, name):
+        """The data file (or directory) name of the backup ``name``."""
+        raise NotImplementedError
+
+    def write(self, name, partial):
+        """Fill ``partial`` (a new file or directory), fsync and verify it; return the manifest's facts
+        (at least size and sha256). Called under the destination's lock. On any failure nothing of
+        ``partial`` may stay."""
+        raise NotImplementedError
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def plan(local, writer, params, now):
+    """Check mode: where the backup would go and what retention would remove with it counted."""
+    name = mf.backup_name(writer.label, now)
+    path = local.path(writer.file_name(name))
+    future = []
+    pruned = apply_retention(local, writer.label, writer.kind, params, True,
+                             BackupEntry(name, now, {"verified": True}, path), future=future)
+    return dict(changed=True, path=path, manifest_path=local.path(mf.manifest_file_name(name)), pruned=pruned,
+                removed_partials=[], future_backups=future)
+
+
+def run(writer, params, now=None):
+    """Make one backup with ``writer`` into ``params['dest']`` (and ``params['s3']``), applying ``keep_days``
+    and ``keep_last``; returns the module's result. Raises BackupError subclasses (nothing kept),
+    KeptBackupError (the backup is kept) or the writer's errors."""
+    local = LocalStorage(params["dest"])
+    result = dict(changed=False, removed_partials=[], pruned=[], future_backups=[])
+    local.ensure()
+    with local.lock(params["lock_timeout"]):
+        name, started = local.claim_name(writer.label, now or _now(), writer.file_name)
+        for leftover in local.stale_partials(writer.label):
+            local.remove_path(leftover)
+            result["removed_partials"].append(leftover)
+        facts = writer.write(name, local.path(writer.file_name(name) + mf.PARTIAL_SUFFIX))
+        finished = _now()
+        manifest = dict(tool=writer.tool, manifest_version=mf.MANIFEST_VERSION, name=name,
+                        file=writer.file_name(name), kind=writer.kind, started_at=mf.isoformat(started),
+                        finished_at=mf.isoformat(finished),
+                        duration_seconds=round((finished - started).total_seconds(), 3),
+                        hostname=socket.gethostname())
+        manifest.update(facts)
+        final = local.publish(local.path(manifest["file"] + mf.PARTIAL_SUFFIX), manifest)
+        result.update(changed=True, path=final, manifest_path=local.path(mf.manifest_file_name(name)),
+                      manifest=manifest, sha256=manifest["sha256"], size=manifest["size"])
+        try:
+            result["pruned"] += apply_retention(local, writer.label, writer.kind, params, False, current=name,
+                                                future=result["future_backups"])
+        except StorageError as exc:
+            raise KeptBackupError("retention failed: %s" % exc, result)
+    if params.get("s3"):
+        try:
+            s3 = S3Storage(params["s3"])
+            result["s3_uri"] = s3.upload_backup(local, manifest)
+            result["pruned"] += apply_retention(s3, writer.label, writer.kind, params, False, current=name,
+                                                future=result["future_backups"])
+        except StorageError as exc:
+            raise KeptBackupError("offsite copy failed: %s" % exc, result)
+    return result
+
+
+def disk_error(exc, path):
+    """The BackupError for an OSError while writing ``path`` (a full disk says so, and what to do)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BackupError("the destination is full (%s) while writing %s; the partial file was removed. Free space "
+                           "or choose another dest" % (exc.strerror, path))
+    return BackupError("cannot write %s: %s" % (path, exc))
+
+
+def read_back(path, sha256):
+    """Read a written file back from the disk and compare its sha256 with what was written."""
+    try:
+        found = file_sha256(path)
+    except OSError as exc:
+        raise BackupError("verification failed: cannot read %s back: %s" % (path, exc))
+    if found != sha256:
+        raise BackupError("verification failed: %s reads back with sha256 %s, written as %s (disk or filesystem "
+                          "error)" % (path, found, sha256))
+
+
+def write_stream(chunks, partial, compression, level, check=None):
+    """The stages of a single-file backup: ``chunks`` → compression → sha256 → a new ``partial`` → fsync.
+    ``check`` (optional) sees every byte that reaches the file (``observe``), says whether the whole
+    checks out (``finish`` returns the verification facts or raises) and lets go of what it holds
+    (``abort``); with it the file is also read back from the disk. Returns (size, sha256, bytes read,
+    verification). On any failure, also a failure inside ``chunks``, the partial file is removed."""
+    try:
+        out = HashingFile(partial, observer=check.observe if check else None)
+    except OSError as exc:
+        if check is not None:
+            check.abort()
+        raise disk_error(exc, partial)
+    try:
+        writer = compressing_writer(compression, level, out)
+        raw_bytes = 0
+        for chunk in chunks:
+            raw_bytes += len(chunk)
+            writer.write(chunk)
+        writer.close()
+        out.close()
+        verification = None
+        if check:
+            verification = check.finish()
+            read_back(partial, out.sha256.hexdigest())
+        return out.size, out.sha256.hexdigest(), raw_bytes, verification
+    except CompressionError as exc:
+        _abort(out, check)
+        raise BackupError("verification failed: %s" % exc)
+    except OSError as exc:
+        _abort(out, check)
+        raise disk_error(exc, partial)
+    except BaseException:
+        _abort(out, check)
+        raise
+
+
+def _abort(out, check):
+    if check is not None:
+        check.abort()
+    out.discard()
