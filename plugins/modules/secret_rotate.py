@@ -240,251 +240,18 @@ health:
   sample: {"status": "healthy", "summary": "healthy: 1/1 checks pass"}
 """
 
-import os
-import re
-import time
-import traceback
-
-from ansible_collections.stackops.runbook.plugins.module_utils import _health
-from ansible_collections.stackops.runbook.plugins.module_utils import _secrets as sec
-from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, ComposeProject
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import (
     RunbookModule,
     parse_duration,
     require_libraries,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
-    ClientContext,
-    PostgresError,
-    PsqlSession,
-    postgres_common_argument_spec,
-)
-
-STEPS = ["create", "set", "test", "finish"]
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import postgres_common_argument_spec
+from ansible_collections.stackops.runbook.plugins.module_utils._rotation import DATA_KEY_NAMES, STEPS, Rotation
+from ansible_collections.stackops.runbook.plugins.module_utils import _secrets as sec
 
 
-class Rotation:
-    """One run of the rotation of one secret."""
-
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.store = sec.VersionStore(self.p["state_dir"], self.p["name"])
-        self.done, self.health = [], None
-        self.container_address = None  # found once, on the first login test
-
-    # ------------------------------------------------------------ targets
-
-    def describe_targets(self):
-        found = ["%s %s" % (t["path"], t["variable"]) for t in self.p["env_files"]] + list(self.p["files"])
-        return (["postgres role %s" % self.p["postgres_role"]] if self.p["postgres_role"] else []) + found
-
-    def value_in_files(self):
-        for target in self.p["env_files"]:
-            value = sec.read_env_value(target["path"], target["variable"])
-            if value is not None:
-                return value
-        for path in self.p["files"]:
-            value = sec.read_file_value(path)
-            if value is not None:
-                return value
-        return None
-
-    def write_files(self, value):
-        for target in self.p["env_files"]:
-            if sec.read_env_value(target["path"], target["variable"]) != value:
-                sec.write_env_value(target["path"], target["variable"], value)
-        for path in self.p["files"]:
-            if sec.read_file_value(path) != value:
-                sec.write_file_value(path, value)
-
-    def files_hold(self, value):
-        return (all(sec.read_env_value(t["path"], t["variable"]) == value for t in self.p["env_files"])
-                and all(sec.read_file_value(path) == value for path in self.p["files"]))
-
-    # ------------------------------------------------------------ PostgreSQL
-
-    def admin_sql(self, sql):
-        with ClientContext(self.p) as runner:
-            session = PsqlSession(runner, "postgres")
-            try:
-                return session.query(sql)
-            finally:
-                session.close()
-
-    def login_host(self):
-        """Where the login test connects: inside a container, its own network address, as the app does - a
-        PostgreSQL image trusts connections over loopback (initdb's default), so 127.0.0.1 would prove nothing."""
-        if self.p["test_login_host"] or self.p["login_host"] or not self.p["container"]:
-            return self.p["test_login_host"] or self.p["login_host"]
-        if self.container_address is None:
-            networks = docker_client(self.p["docker_host"]).api.inspect_container(self.p["container"])[
-                "NetworkSettings"].get("Networks") or {}
-            addresses = [n.get("IPAddress") for n in networks.values() if n.get("IPAddress")]
-            if not addresses:
-                raise sec.SecretError("container %s has no network address to test the login on: set test_login_host"
-                                      % self.p["container"])
-            self.container_address = addresses[0]
-        return self.container_address
-
-    def logs_in(self, password):
-        """Whether the role logs in with ``password`` over TCP (so the password is really checked)."""
-        host = self.login_host()
-        params = dict(self.p, login_user=self.p["postgres_role"], login_password=password, login_host=host,
-                      login_unix_socket=None)
-        try:
-            with ClientContext(params) as runner:
-                session = PsqlSession(runner, self.p["test_database"])
-                try:
-                    return session.scalar("SELECT 1;") == "1"
-                finally:
-                    session.close()
-        except (PostgresError, CommandError):
-            return False
-
-    def set_role_password(self, password):
-        role = '"%s"' % self.p["postgres_role"].replace('"', '""')
-        # the verifier, never the password: the server's statement log and pg_stat_statements see only that
-        self.admin_sql("ALTER ROLE %s PASSWORD '%s';" % (role, sec.scram_verifier(password)))
-
-    # ------------------------------------------------------------ services
-
-    def restart_and_check(self):
-        if not self.p["restart_services"]:
-            return None
-        project = ComposeProject(self.module, docker_client(self.p["docker_host"]), self.p["project_src"],
-                                 project_name=self.p["project_name"])
-        project.run(["up", "-d", "--no-deps"] + self.p["restart_services"], what="recreating the services")
-        if not self.p["health_checks"]:
-            return None
-        return _health.wait_until_up(self.p["health_checks"], self.p["health_timeout"], 1, self.p["docker_host"])
-
-    # ------------------------------------------------------------ steps
-
-    def current_value(self):
-        current = self.store.get("current")
-        if current is None:
-            current = self.p["current_value"] or self.value_in_files()
-        if current is None:
-            raise sec.SecretError("no current value of %s: the targets hold none and the store is empty; give "
-                                  "current_value (the value in use now)" % self.p["name"])
-        return current
-
-    def create(self, current):
-        pending = self.store.get("pending")
-        if pending is not None and (self.p["value"] is None or self.p["value"] == pending):
-            self.done.append("create (resumed)")
-            return pending
-        if pending is not None and self.applied_anywhere(pending):
-            raise sec.SecretError("an interrupted rotation of %s already set its pending value (fingerprint %s) on "
-                                  "some targets: run again without value to complete it" % (
-                                      self.p["name"], sec.fingerprint(pending)))
-        pending = self.p["value"] or sec.generate(self.p["length"], self.p["alphabet"])
-        if pending == current:
-            raise sec.SecretError("value is the current value of %s: give a new one, or none to generate one"
-                                  % self.p["name"])
-        if self.store.get("current") is None:
-            self.store.put("current", current)  # adopted: from now on the store knows it
-        self.store.put("pending", pending)
-        self.module.no_log_values.add(pending)
-        self.done.append("create")
-        return pending
-
-    def applied_anywhere(self, pending):
-        return (self.p["postgres_role"] and self.logs_in(pending)) or any(
-            sec.read_env_value(t["path"], t["variable"]) == pending for t in self.p["env_files"]) or any(
-            sec.read_file_value(path) == pending for path in self.p["files"])
-
-    def set(self, pending, current):
-        if self.p["postgres_role"]:
-            if self.logs_in(pending):
-                self.done.append("set postgres (resumed)")
-            elif self.logs_in(current) or self.p["current_value"] or self.store.get("current") is not None:
-                self.set_role_password(pending)
-            else:
-                raise sec.SecretError("role %s logs in with neither the pending nor the current value of %s"
-                                      % (self.p["postgres_role"], self.p["name"]))
-        self.write_files(pending)
-        if self.p["reencrypt_command"]:
-            env = dict(STACKOPS_OLD_SECRET=current, STACKOPS_NEW_SECRET=pending)
-            rc, _out, err = self.module.run_command(self.p["reencrypt_command"], environ_update=env,
-                                                    cwd=self.p["project_src"] or None)
-            if rc != 0:
-                raise sec.SecretError("reencrypt_command failed (rc=%s): %s" % (rc, (err or "").strip()[-500:]))
-            self.done.append("reencrypt")
-        self.done.append("set")
-
-    def test(self, pending, current):
-        if self.p["postgres_role"]:
-            if not self.logs_in(pending):
-                raise sec.SecretError("role %s cannot log in with the new password" % self.p["postgres_role"])
-            if self.logs_in(current):
-                raise sec.SecretError("role %s still logs in with the old password: does the server trust connections "
-                                      "from %s (pg_hba.conf)? Set test_login_host to an address whose connections "
-                                      "need a password" % (self.p["postgres_role"], self.login_host()))
-        self.health = self.restart_and_check()
-        self.done.append("test")
-
-    def finish(self, pending):
-        if self.p["mirror"]:
-            mirror(self.p["mirror"], pending)
-        self.store.promote()
-        self.done.append("finish")
-
-    def revert(self, current):
-        """Put every target back on ``current`` and check the services answer; returns (back, summary)."""
-        problems = []
-        try:
-            if self.p["postgres_role"] and not self.logs_in(current):
-                self.set_role_password(current)
-        except Exception as exc:  # pylint: disable=broad-except
-            problems.append("postgres role: %s" % exc)
-        try:
-            self.write_files(current)
-        except Exception as exc:  # pylint: disable=broad-except
-            problems.append("files: %s" % exc)
-        try:
-            self.health = self.restart_and_check() or self.health
-        except Exception as exc:  # pylint: disable=broad-except
-            problems.append("services: %s" % exc)
-        self.store.drop("pending")
-        return not problems, "; ".join(problems) or (self.health or {}).get("summary", "targets reverted")
-
-    def result(self, **extra):
-        pending = self.store.get("pending")
-        return dict(fingerprints=self.store.fingerprints(), steps_done=self.done, health=self.health,
-                    targets=[dict(target=t, updated=pending is None and "finish" in self.done)
-                             for t in self.describe_targets()], **extra)
-
-
-def mirror(settings, value):
-    import boto3
-    import botocore.exceptions
-    session = boto3.session.Session(aws_access_key_id=settings.get("access_key"),
-                                    aws_secret_access_key=settings.get("secret_key"),
-                                    region_name=settings.get("region") or "us-east-1")
-    client = session.client(settings["service"], endpoint_url=settings.get("endpoint_url"))
-    try:
-        if settings["service"] == "ssm":
-            extra = {"KeyId": settings["kms_key_id"]} if settings.get("kms_key_id") else {}
-            client.put_parameter(Name=settings["name"], Value=value, Type="SecureString", Overwrite=True, **extra)
-            return
-        try:
-            client.put_secret_value(SecretId=settings["name"], SecretString=value)
-        except client.exceptions.ResourceNotFoundException:
-            extra = {"KmsKeyId": settings["kms_key_id"]} if settings.get("kms_key_id") else {}
-            client.create_secret(Name=settings["name"], SecretString=value, **extra)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise sec.SecretError("cannot mirror to %s %s: %s" % (settings["service"], settings["name"], exc))
-
-
-# names of keys that encrypt data at rest: rotating them without re-encryption makes that data unreadable
-DATA_KEY_NAMES = re.compile(r"ENCRYPT|CIPHER|FERNET|DATA_?KEY|MASTER_?KEY", re.I)
-
-
-def main():
+def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(
         name=dict(type="str", required=True),
@@ -518,7 +285,10 @@ def main():
             secret_key=dict(type="str", no_log=True),
             kms_key_id=dict(type="str", no_log=False))),
     )
-    module = RunbookModule(argument_spec=spec, supports_check_mode=True)
+    return spec
+
+
+def validate(module):
     p = module.params
     if p["restart_services"] and not p["project_src"]:
         module.fail_json(msg="restart_services needs project_src (the folder of the compose project)")
@@ -526,6 +296,11 @@ def main():
         module.fail_json(msg="no target: give postgres_role, env_files or files (where the secret is used)")
     if p["length"] < 16:
         module.fail_json(msg="length=%s is too short for a secret: use 16 or more" % p["length"])
+    if p["min_age"]:
+        try:
+            parse_duration(p["min_age"])
+        except ValueError as exc:
+            module.fail_json(msg="min_age: %s" % exc)
     encrypts_data = p["encrypts_data"] if p["encrypts_data"] is not None else any(
         DATA_KEY_NAMES.search(n) for n in [p["name"]] + [t["variable"] for t in p["env_files"]])
     if encrypts_data and not (p["reencrypt_command"] or p["accept_unreadable_data"]):
@@ -535,60 +310,25 @@ def main():
                              "set encrypts_data: false if it does not encrypt data" % p["name"])
     require_libraries(module, docker=bool(p["restart_services"] or p["container"]), yaml=bool(p["restart_services"]),
                       boto3=bool(p["mirror"]))
+
+
+def main():
+    module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
+    validate(module)
+    p = module.params
     try:
         rotation = Rotation(module)
-        for stage in sec.STAGES:
-            value = rotation.store.get(stage)
-            if value:
-                module.no_log_values.add(value)
-        current = rotation.current_value()
-        module.no_log_values.add(current)
-    except sec.SecretError as exc:
-        module.fail_json(msg=str(exc))
-    if p["min_age"] and rotation.store.get("pending") is None:
-        try:
-            age = parse_duration(p["min_age"])
-        except ValueError as exc:
-            module.fail_json(msg="min_age: %s" % exc)
-        stamp = os.path.join(rotation.store.directory, "current")
-        if os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < age:
+        current = rotation.hide_values()
+        if rotation.too_recent():
             module.exit_json(changed=False, rotated=False, msg="%s was rotated less than %s ago: nothing to do" % (
                 p["name"], p["min_age"]), **rotation.result())
-    if module.check_mode:
-        module.exit_json(changed=True, rotated=False, msg="check mode: would rotate %s (%s) on %s" % (
-            p["name"], ", ".join(p["steps"]), ", ".join(rotation.describe_targets())), **rotation.result())
-    changed_anything = False
-    try:
-        pending = rotation.create(current) if "create" in p["steps"] else rotation.store.get("pending")
-        if pending is None:
-            raise sec.SecretError("no pending value of %s: run the create step first" % p["name"])
-        module.no_log_values.add(pending)
-        if "set" in p["steps"]:
-            changed_anything = True
-            rotation.set(pending, current)
-        if "test" in p["steps"]:
-            rotation.test(pending, current)
-        if "finish" in p["steps"]:
-            if "test" not in p["steps"] and not rotation.files_hold(pending):
-                raise sec.SecretError("finish before set: the targets do not hold the pending value yet")
-            rotation.finish(pending)
-    except (sec.SecretError, ComposeError, ContainerError, PostgresError, CommandError, _health.ProbeFailed) as exc:
-        if not changed_anything:
-            module.fail_json(msg="rotation of %s failed before changing anything: %s" % (p["name"], exc),
-                             **rotation.result(rotated=False, changed="create" in rotation.done))
-        back, summary = rotation.revert(current)
-        module.fail_json(msg="rotation of %s failed: %s. %s" % (p["name"], exc, (
-            "Reverted: every target is back on the current value and the services answer (%s). The refused value "
-            "was dropped; run again to rotate." % summary) if back else (
-            "THE REVERT DID NOT COMPLETE: %s. The current value is kept in %s; put it back by hand." % (
-                summary, rotation.store.directory))),
-            changed=True, rotated=False, reverted=back, **rotation.result())
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="rotation of %s failed unexpectedly: %s (pending is kept in %s; run again)" % (
-            p["name"], exc, rotation.store.directory), exception=traceback.format_exc())
-    rotated = "finish" in rotation.done
-    module.exit_json(changed=True, rotated=rotated, msg="%s %s" % (p["name"], "rotated" if rotated else (
-        "rotation advanced to %s; run the remaining steps" % rotation.done[-1])), **rotation.result())
+        if module.check_mode:
+            module.exit_json(changed=True, rotated=False, msg="check mode: would rotate %s (%s) on %s" % (
+                p["name"], ", ".join(p["steps"]), ", ".join(rotation.describe_targets())), **rotation.result())
+        result = rotation.run(current)
+    except RunbookError as exc:
+        module.fail_from(exc, "rotation of %s failed" % p["name"])
+    module.exit_json(**module.finished(result))
 
 
 if __name__ == "__main__":
