@@ -11,6 +11,8 @@ modules never care where pg_dump runs.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -63,6 +65,32 @@ def docker_client(docker_host=None):
     except docker_sdk().errors.DockerException as exc:
         raise ContainerError("cannot talk to the docker engine (%s): %s. Start docker, or set docker_host."
                              % (docker_host or os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), exc))
+
+
+@contextlib.contextmanager
+def docker_errors(what):
+    """The docker SDK's errors inside become a ContainerError: ``what`` failed, and the engine's explanation."""
+    sdk = docker_sdk()
+    try:
+        yield
+    except sdk.errors.DockerException as exc:
+        raise ContainerError("%s: %s" % (what, getattr(exc, "explanation", None) or exc))
+
+
+def parse_docker_time(text):
+    """Docker's RFC 3339 times (nanoseconds, Z) as aware datetimes; None for the zero time or garbage."""
+    if not text or text.startswith("0001-"):
+        return None
+    text = text.replace("Z", "+00:00")
+    head, _dot, rest = text.partition(".")
+    if rest:  # trim the fraction (nanoseconds) to microseconds, keep the offset
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = head + "." + rest[:min(digits, 6)] + rest[digits:]
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
 
 
 def _raw_socket(sock):

@@ -18,20 +18,14 @@ import time
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import is_external
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
-    Admin,
-    compare_counts,
-    ident,
-    literal,
-    row_counts,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import Admin, compare_counts, row_counts
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
     docker_client,
     docker_sdk,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession, ident, literal
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line
 
 LABEL = "io.stackops.runbook.drill"

@@ -12,7 +12,10 @@ A finding is acknowledged by a comment in the statement or just above it:
 
 from __future__ import annotations
 
+import os
 import re
+
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
 ERROR, WARNING = "error", "warning"
 
@@ -149,6 +152,40 @@ def _created_tables(statements):
 
 
 DDL = re.compile(r"^(ALTER|CREATE|DROP)\b")
+
+
+class MigrationError(RunbookError):
+    """The migrations cannot be read as given."""
+
+
+def migration_files(paths):
+    """The migration files of ``paths`` (files, or directories searched for .sql files), in name order."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(root, name) for root, _dirs, names in os.walk(path)
+                           for name in names if name.endswith(".sql"))
+            if not found:
+                raise MigrationError("paths: %s holds no .sql file" % path)
+            files += found
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise MigrationError("paths: %s does not exist" % path)
+    return files
+
+
+def lint_files(files):
+    """The findings of every file, in order."""
+    findings = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MigrationError("cannot read the migration %s: %s" % (path, exc))
+        findings += lint(text, path)
+    return findings
 
 
 def lint(text, source="<statements>"):

@@ -31,16 +31,29 @@ class RunbookModule(AnsibleModule):
         """Seconds since the module started."""
         return round(time.monotonic() - self.started, 3)
 
-    def fail_from(self, exc, what=None, kept=None):
+    def fail_from(self, exc, what=None, kept=None, **extra):
         """Fail with a RunbookError: ``what`` failed, the error's message, the sentence saying what was kept
-        (the error's own ``kept`` when it has one, else ``kept``), its partial result and the duration."""
+        (the error's own ``kept`` when it has one, else ``kept``), its partial result (over ``extra``) and
+        the duration."""
         msg = str(exc)
         if what:
             msg = "%s: %s" % (what, msg)
         sentence = getattr(exc, "kept", None) or kept
         if sentence:
             msg = "%s. %s" % (msg.rstrip(". "), sentence)
-        self.fail_json(msg=msg, **dict(getattr(exc, "result", None) or {}, duration=self.duration()))
+        result = dict(extra, **(getattr(exc, "result", None) or {}))
+        result.setdefault("duration", self.duration())
+        self.fail_json(msg=msg, **result)
+
+    def seconds(self, name):
+        """The duration parameter ``name`` in seconds (None when unset); fails naming it when it is not one."""
+        value = self.params[name]
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            return self.fail_json(msg="%s: %s" % (name, exc))
 
     def finished(self, result):
         """``result`` with the duration, after a warning per backup dated in the future."""

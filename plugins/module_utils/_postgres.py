@@ -223,6 +223,16 @@ class ClientContext:
             self.secret = None
 
 
+def literal(value):
+    """``value`` as an SQL string literal."""
+    return "'%s'" % value.replace("'", "''")
+
+
+def ident(value):
+    """``value`` as a quoted SQL identifier."""
+    return '"%s"' % value.replace('"', '""')
+
+
 def client_version(runner, program):
     """(major, full version string) of a client program such as pg_dump."""
     rc, out, err = runner.run([program, "--version"])

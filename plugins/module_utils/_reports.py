@@ -4,16 +4,20 @@
 
 What the roles report after each operation: the audit ledger's entries with secrets masked, the
 Prometheus text exposition format for node_exporter's textfile collector, and Slack-compatible webhook
-messages. Pure functions; the modules do the writing and sending.
+messages, and the writing of those files (atomic replace, one-write appends) with errors that say
+where and what to do.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
 import re
 import tempfile
+
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
 MASK = "********"
 # Keys whose values are secrets whatever they hold (s3.secret_key, login_password, webhook_url's token...).
@@ -23,6 +27,54 @@ METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 METRIC_TYPES = ("gauge", "counter", "untyped")
 EVENTS = ("started", "succeeded", "warning", "failed", "skipped")
+
+
+class ReportError(RunbookError):
+    """A report (ledger line, metrics file, evidence) could not be written or its input is not usable."""
+
+
+def parse_time(text, name):
+    """An aware datetime from the ISO 8601 ``text`` of the parameter ``name`` (UTC when it has no zone)."""
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError("%s=%r is not an ISO 8601 time; pass now() in ISO form, such as "
+                          "\"{{ now(utc=true).isoformat() }}\"" % (name, text))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def file_mode(value, name="mode"):
+    """The octal file mode ``value`` (such as '0644') of the parameter ``name``."""
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        raise ReportError("%s=%r is not an octal file mode such as '0644'" % (name, value))
+
+
+def read_text(path):
+    """The file's text, or '' when it does not exist."""
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+def write_report(path, text, mode=0o644):
+    """``replace_file``, failing with a ReportError that names the file."""
+    try:
+        replace_file(path, text, mode)
+    except OSError as exc:
+        raise ReportError("cannot write %s: %s" % (path, exc))
+
+
+def append_entry(path, entry, what="the ledger"):
+    """Append one JSON line to ``path``, creating its directory (0750) when missing."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
+        append_line(path, entry)
+    except OSError as exc:
+        raise ReportError("cannot append to %s %s: %s; make its directory writable or set path" % (what, path, exc))
 
 
 def mask(value, secrets=()):

@@ -47,6 +47,14 @@ def get_volume(client, volume_name):
         raise ContainerError("there is no docker volume %s on this host (docker volume ls lists them)" % volume_name)
 
 
+def volume_exists(client, volume_name):
+    try:
+        client.volumes.get(volume_name)
+    except docker_sdk().errors.NotFound:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def helper(client, volume_name, image, read_only=True, command=None):
     """A container with the volume at /volume; created (and started only with a ``command``), always removed."""

@@ -114,22 +114,11 @@ path:
 """
 
 import datetime
-import os
 import socket
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, mask
-
-
-def parse_started(module, text, now):
-    if not text:
-        return now
-    try:
-        started = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        module.fail_json(msg="started=%r is not an ISO 8601 time; pass now() in ISO form, such as "
-                             "\"{{ now(utc=true).isoformat() }}\"" % text)
-    return started if started.tzinfo else started.replace(tzinfo=datetime.timezone.utc)
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_entry, mask, parse_time
 
 
 def main():
@@ -150,26 +139,22 @@ def main():
     )
     p = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
-    started = parse_started(module, p["started"], now)
-    entry = dict(
-        time=now.isoformat(timespec="seconds"),
-        started=started.isoformat(timespec="seconds"),
-        duration_seconds=round(max(0.0, (now - started).total_seconds()), 1),
-        operation=p["operation"], result=p["result"], host=socket.gethostname(),
-        actor=p["actor"], controller=p["controller"], summary=p["summary"],
-        inputs=p["inputs"], details=p["details"],
-    )
-    entry = mask(entry, p["secrets"])
-    if module.check_mode:
-        module.exit_json(changed=False, entry=entry, path=p["path"])
-    directory = os.path.dirname(p["path"]) or "."
+    entry = None
     try:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-        append_line(p["path"], entry)
-    except OSError as exc:
-        module.fail_json(msg="cannot append to the ledger %s: %s; make its directory writable or set path"
-                             % (p["path"], exc), entry=entry)
-    module.exit_json(changed=True, entry=entry, path=p["path"])
+        started = parse_time(p["started"], "started") if p["started"] else now
+        entry = mask(dict(
+            time=now.isoformat(timespec="seconds"),
+            started=started.isoformat(timespec="seconds"),
+            duration_seconds=round(max(0.0, (now - started).total_seconds()), 1),
+            operation=p["operation"], result=p["result"], host=socket.gethostname(),
+            actor=p["actor"], controller=p["controller"], summary=p["summary"],
+            inputs=p["inputs"], details=p["details"],
+        ), p["secrets"])
+        if not module.check_mode:
+            append_entry(p["path"], entry)
+    except RunbookError as exc:
+        module.fail_from(exc, **({"entry": entry} if entry else {}))
+    module.exit_json(changed=not module.check_mode, entry=entry, path=p["path"])
 
 
 if __name__ == "__main__":

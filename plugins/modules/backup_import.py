@@ -83,15 +83,14 @@ manifest:
 
 import datetime
 import os
-import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, LocalStorage, StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, LocalStorage
 
 
 class ImportFailed(RunbookError):
@@ -147,12 +146,21 @@ def adopt(module, local, found, label, when):
     return manifest
 
 
+def verify_import(src, found):
+    """The file read through as its manifest-to-be describes it (pg_restore --list too, when at hand)."""
+    runner = LocalRunner()
+    try:
+        return verify_backup(LocalStorage(os.path.dirname(src)), found,
+                             runner if runner.has_program("pg_restore") else None)
+    except DumpError as exc:
+        raise ImportFailed("the file does not check out, so nothing was written: %s" % exc)
+
+
 def main():
     module = RunbookModule(argument_spec=dict(
         src=dict(type="path", required=True), dest=dict(type="path", required=True), database=dict(type="str"),
         taken_at=dict(type="str"), lock_timeout=dict(type="int", default=0)), supports_check_mode=True)
     p = module.params
-    started = time.monotonic()
     try:
         if p["database"] is not None and not mf.is_safe_name(p["database"]):
             raise ImportFailed("database=%r cannot be used: letters, digits, '_', '.' and '-' only, without '..'"
@@ -169,18 +177,12 @@ def main():
             module.exit_json(changed=False, path=existing.location, manifest=existing.manifest,
                              manifest_path=local.path(mf.manifest_file_name(existing.name)),
                              msg="%s was imported before as %s" % (p["src"], existing.name))
-        runner = LocalRunner()
-        try:
-            found["verification"] = verify_backup(LocalStorage(os.path.dirname(p["src"])), found,
-                                                  runner if runner.has_program("pg_restore") else None)
-        except DumpError as exc:
-            raise ImportFailed("the file does not check out, so nothing was written: %s" % exc)
+        found["verification"] = verify_import(p["src"], found)
         manifest = adopt(module, local, found, label, when)
-    except (ImportFailed, NotABackup, StorageError) as exc:
-        module.fail_json(msg="import of %s failed: %s" % (p["src"], exc), duration=round(time.monotonic() - started, 3))
-    module.exit_json(changed=True, path=local.path(manifest["file"]), manifest=manifest,
-                     manifest_path=local.path(mf.manifest_file_name(manifest["name"])),
-                     duration=round(time.monotonic() - started, 3))
+    except RunbookError as exc:
+        module.fail_from(exc, "import of %s failed" % p["src"])
+    module.exit_json(**module.finished(dict(changed=True, path=local.path(manifest["file"]), manifest=manifest,
+                                            manifest_path=local.path(mf.manifest_file_name(manifest["name"])))))
 
 
 if __name__ == "__main__":

@@ -136,15 +136,15 @@ verified:
 import datetime
 import os
 
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import describe_file
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     BackupEntry,
     LocalStorage,
     S3Storage,
-    StorageError,
     future_dated,
     in_future,
     s3_argument_spec,
@@ -155,6 +155,17 @@ def describe(entry, now):
     info = entry.as_dict()
     info["age_seconds"] = int((now - entry.when).total_seconds())
     return info
+
+
+def verify_entries(storage, entries):
+    """(what verification found for each good backup, the message of each damaged one)."""
+    verified, damaged = [], []
+    for entry in entries:
+        try:
+            verified.append(dict(name=entry.name, **verify_backup(storage, entry.manifest)))
+        except RunbookError as exc:  # damaged, or unreadable from its storage
+            damaged.append(str(exc))
+    return verified, damaged
 
 
 def main():
@@ -176,12 +187,7 @@ def main():
     if p["database"] is not None and not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only, without '..'"
                              % p["database"])
-    max_age = None
-    if p["max_age"] is not None:
-        try:
-            max_age = parse_duration(p["max_age"])
-        except ValueError as exc:
-            module.fail_json(msg="max_age: %s" % exc)
+    max_age = module.seconds("max_age")
     if p["fail_if_stale"] and max_age is None:
         module.fail_json(msg="fail_if_stale needs max_age (the RPO, such as 26h)")
     require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"])
@@ -198,8 +204,8 @@ def main():
         else:
             storage = S3Storage(p["s3"]) if p["s3"] else LocalStorage(p["path"])
             entries = storage.list_backups(p["database"])
-    except (StorageError, NotABackup) as exc:
-        module.fail_json(msg="cannot list the backups: %s" % exc)
+    except RunbookError as exc:
+        module.fail_from(exc, "cannot list the backups")
 
     latest = {}
     for entry in entries:  # oldest first, so the last one seen per label is its latest
@@ -222,13 +228,7 @@ def main():
         result["fresh"] = bool(wanted) and not result["stale"]
 
     to_verify = [] if not p["verify"] else entries if p["verify_scope"] == "all" else list(latest.values())
-    damaged = []
-    for entry in to_verify:
-        try:
-            found = verify_backup(storage, entry.manifest)
-            result["verified"].append(dict(name=entry.name, **found))
-        except (DumpError, StorageError) as exc:
-            damaged.append(str(exc))
+    result["verified"], damaged = verify_entries(storage, to_verify)
     if damaged:
         module.fail_json(msg="%d backup(s) do not match their manifests: %s" % (len(damaged), "; ".join(damaged)),
                          **result)

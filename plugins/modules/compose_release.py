@@ -258,7 +258,6 @@ import os
 import re
 import tempfile
 import time
-import traceback
 import uuid
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _health, _lock
@@ -269,8 +268,9 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compose import (
     compose_argument_spec,
     read_env_file,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client, docker_errors
 
 
 def running_ids(project, services):
@@ -308,10 +308,8 @@ def target_release(module, project, deployer):
 
 
 def pull(project, reference, service):
-    try:
+    with docker_errors("cannot pull %s for %s" % (reference, service)):
         project.client.images.pull(reference)
-    except Exception as exc:  # pylint: disable=broad-except
-        raise ComposeError("cannot pull %s for %s: %s" % (reference, service, getattr(exc, "explanation", None) or exc))
 
 
 def plan_of(release, running, current_version, strategy):
@@ -330,7 +328,7 @@ def put_back(deployer, release):
         else:
             result = deployer.switch(release, 0)
         return True, result["summary"]
-    except (ComposeError, _health.ProbeFailed) as exc:
+    except RunbookError as exc:
         return False, str(exc)
 
 
@@ -358,7 +356,7 @@ def attempt(module, project, deployer, action, release, previous, plan):
     deployer.on_switched = switched
     try:
         health = deployer.switch(release, p["monitor"])
-    except (ComposeError, _health.ProbeFailed) as exc:
+    except RunbookError as exc:
         health = getattr(exc, "result", {})
         serving, summary = False, "no rollback asked (rollback_on_failure=false)"
         if previous is None:
@@ -582,12 +580,8 @@ def main():
                     roll_back(module, project, deployer)
                 if recovered:
                     result["recovered"] = recovered
-    except (ComposeError, ContainerError, _lock.LockError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except rel.ReleaseFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="compose_release failed unexpectedly: %s" % exc, exception=traceback.format_exc())
+    except RunbookError as exc:  # a ReleaseFailed carries the attempt's result; anything else changed nothing
+        module.fail_from(exc, changed=False)
     finally:
         if deployer:
             deployer.close()

@@ -101,30 +101,16 @@ reclaimed_bytes:
 
 import datetime
 import glob
-import traceback
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _release
-from ansible_collections.stackops.runbook.plugins.module_utils._module import (
-    RunbookModule,
-    parse_duration,
-    require_libraries,
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
+    docker_argument_spec,
+    docker_client,
+    docker_errors,
+    parse_docker_time,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_argument_spec, docker_client
-
-
-def parse_time(text):
-    """Docker's RFC 3339 times (nanoseconds, Z) as aware datetimes; None for the zero time or garbage."""
-    if not text or text.startswith("0001-"):
-        return None
-    text = text.replace("Z", "+00:00")
-    head, _dot, rest = text.partition(".")
-    if rest:  # trim the fraction (nanoseconds) to microseconds, keep the offset
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = head + "." + rest[:min(digits, 6)] + rest[digits:]
-    try:
-        return datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def release_images(patterns, keep):
@@ -141,7 +127,7 @@ def stopped_containers(client, labels, cutoff):
     filters = {"status": ["exited", "created", "dead"], "label": labels}
     for container in client.containers.list(all=True, filters=filters):
         state = container.attrs.get("State", {})
-        stopped = parse_time(state.get("FinishedAt")) or parse_time(container.attrs.get("Created"))
+        stopped = parse_docker_time(state.get("FinishedAt")) or parse_docker_time(container.attrs.get("Created"))
         if stopped and stopped < cutoff:
             found.append((container, stopped))
     return found
@@ -160,50 +146,50 @@ def main():
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     require_libraries(module, docker=True)
     p = module.params
-    try:
-        age = parse_duration(p["older_than"])
-    except ValueError as exc:
-        module.fail_json(msg="older_than: %s" % exc)
+    age = module.seconds("older_than")
     if p["keep_releases"] < 1:
         module.fail_json(msg="keep_releases=%s must be 1 or more: the release serving must keep its images"
                              % p["keep_releases"])
-    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
     result = dict(changed=False, containers=[], images=[], kept_release_images=[], reclaimed_bytes=0)
     try:
         client = docker_client(p["docker_host"])
-        kept = release_images(p["release_ledgers"], p["keep_releases"])
-        removed_ids = set()
-        if p["containers"]:
-            for container, stopped in stopped_containers(client, p["labels"], cutoff):
-                result["containers"].append(dict(name=container.name, id=container.id,
-                                                 image=container.attrs.get("Config", {}).get("Image"),
-                                                 stopped=stopped.isoformat(timespec="seconds")))
-                removed_ids.add(container.id)
-                if not module.check_mode:
-                    container.remove(v=False)  # v=False: anonymous volumes stay too
-        if p["images"]:
-            in_use = {c.attrs.get("Image") for c in client.containers.list(all=True) if c.id not in removed_ids}
-            for image in client.images.list(filters={"label": p["labels"]} if p["labels"] else None):
-                created = parse_time(image.attrs.get("Created"))
-                if image.id in in_use or not created or created >= cutoff:
-                    continue
-                if image.id in kept:
-                    result["kept_release_images"].append(image.id)
-                    continue
-                result["images"].append(dict(id=image.id, tags=image.tags, size=image.attrs.get("Size", 0),
-                                             created=created.isoformat(timespec="seconds")))
-                result["reclaimed_bytes"] += image.attrs.get("Size", 0)
-                if not module.check_mode:
-                    # force only drops its other tags: no container uses it (checked above)
-                    client.images.remove(image.id, force=True)
-    except ContainerError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="docker_prune failed: %s" % (getattr(exc, "explanation", None) or exc),
-                         exception=traceback.format_exc(), **result)
+        with docker_errors("docker_prune failed"):
+            prune(client, p, module.check_mode, age, result)
+    except RunbookError as exc:
+        module.fail_from(exc, **result)
     result["changed"] = bool(result["containers"] or result["images"])
     result["kept_release_images"] = sorted(set(result["kept_release_images"]))
     module.exit_json(**result)
+
+
+def prune(client, p, check_mode, age, result):
+    """Remove (in check mode, list) the stopped containers and unused images older than ``age`` seconds."""
+    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
+    kept = release_images(p["release_ledgers"], p["keep_releases"])
+    removed_ids = set()
+    if p["containers"]:
+        for container, stopped in stopped_containers(client, p["labels"], cutoff):
+            result["containers"].append(dict(name=container.name, id=container.id,
+                                             image=container.attrs.get("Config", {}).get("Image"),
+                                             stopped=stopped.isoformat(timespec="seconds")))
+            removed_ids.add(container.id)
+            if not check_mode:
+                container.remove(v=False)  # v=False: anonymous volumes stay too
+    if p["images"]:
+        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True) if c.id not in removed_ids}
+        for image in client.images.list(filters={"label": p["labels"]} if p["labels"] else None):
+            created = parse_docker_time(image.attrs.get("Created"))
+            if image.id in in_use or not created or created >= cutoff:
+                continue
+            if image.id in kept:
+                result["kept_release_images"].append(image.id)
+                continue
+            result["images"].append(dict(id=image.id, tags=image.tags, size=image.attrs.get("Size", 0),
+                                         created=created.isoformat(timespec="seconds")))
+            result["reclaimed_bytes"] += image.attrs.get("Size", 0)
+            if not check_mode:
+                # force only drops its other tags: no container uses it (checked above)
+                client.images.remove(image.id, force=True)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ attempts:
 """
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 
 
@@ -145,8 +146,8 @@ def main():
     try:
         _health.validate(p)
         module.exit_json(**_health.probe(p, module.check_mode))
-    except _health.ProbeFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
+    except RunbookError as exc:
+        module.fail_from(exc)
 
 
 if __name__ == "__main__":

@@ -143,8 +143,10 @@ import re
 import tarfile
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import ReportError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
     PsqlSession,
@@ -233,6 +235,14 @@ class Bundle:
             collect()
         except Exception as exc:  # pylint: disable=broad-except
             self.errors[part] = "%s: %s" % (type(exc).__name__, getattr(exc, "explanation", None) or exc)
+
+    def save(self, path):
+        """Write the bundle (its folder created 0700); the sha256 of the file."""
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            return self.write(path)
+        except OSError as exc:
+            raise ReportError("cannot write the bundle %s: %s; make dest writable or change it" % (path, exc))
 
     def write(self, path):
         partial = path + ".partial"
@@ -343,10 +353,9 @@ def main():
     if bundle.errors:
         bundle.add("errors.json", bundle.errors)
     try:
-        os.makedirs(p["dest"], mode=0o700, exist_ok=True)
-        sha256 = bundle.write(path)
-    except OSError as exc:
-        module.fail_json(msg="cannot write the bundle %s: %s; make dest writable or change it" % (path, exc), **result)
+        sha256 = bundle.save(path)
+    except RunbookError as exc:
+        module.fail_from(exc, **result)
     module.exit_json(changed=True, path=path, sha256=sha256, size=os.path.getsize(path), **result)
 
 

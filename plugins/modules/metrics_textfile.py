@@ -92,8 +92,15 @@ content:
 
 import os
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils._reports import exposition, replace_file, validate_metric
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import (
+    exposition,
+    file_mode,
+    read_text,
+    validate_metric,
+    write_report,
+)
 
 
 def main():
@@ -121,25 +128,17 @@ def main():
         problem = validate_metric(index, metric)
         if problem:
             module.fail_json(msg=problem)
-    try:
-        mode = int(str(p["mode"]), 8)
-    except ValueError:
-        module.fail_json(msg="mode=%r is not an octal file mode such as '0644'" % p["mode"])
     content = exposition(p["metrics"])
-    try:
-        with open(p["path"]) as fh:
-            before = fh.read()
-    except FileNotFoundError:
-        before = ""
-    changed = before != content
-    result = dict(changed=changed, path=p["path"], content=content)
+    before = read_text(p["path"])
+    result = dict(changed=before != content, path=p["path"], content=content)
     if module._diff:
         result["diff"] = dict(before=before, after=content, before_header=p["path"], after_header=p["path"])
-    if changed and not module.check_mode:
-        try:
-            replace_file(p["path"], content, mode)
-        except OSError as exc:
-            module.fail_json(msg="cannot write %s: %s" % (p["path"], exc))
+    try:
+        mode = file_mode(p["mode"])
+        if result["changed"] and not module.check_mode:
+            write_report(p["path"], content, mode)
+    except RunbookError as exc:
+        module.fail_from(exc)
     module.exit_json(**result)
 
 

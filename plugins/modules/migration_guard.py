@@ -108,26 +108,14 @@ files:
   sample: ["/srv/app/prisma/migrations/20261120_add_plan/migration.sql"]
 """
 
-import os
-
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils._migration_rules import RULES, lint
-
-
-def migration_files(module, paths):
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = sorted(os.path.join(root, name) for root, _dirs, names in os.walk(path)
-                           for name in names if name.endswith(".sql"))
-            if not found:
-                module.fail_json(msg="paths: %s holds no .sql file" % path)
-            files += found
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            module.fail_json(msg="paths: %s does not exist" % path)
-    return files
+from ansible_collections.stackops.runbook.plugins.module_utils._migration_rules import (
+    RULES,
+    lint,
+    lint_files,
+    migration_files,
+)
 
 
 def main():
@@ -149,14 +137,11 @@ def main():
     for ack in p["acknowledge"]:
         if ack["rule"] not in RULES:
             module.fail_json(msg="acknowledge: unknown rule %r; the rules are %s" % (ack["rule"], ", ".join(sorted(RULES))))
-    files = migration_files(module, p["paths"])
-    findings = []
-    for path in files:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                findings += lint(fh.read(), path)
-        except (OSError, UnicodeDecodeError) as exc:
-            module.fail_json(msg="cannot read the migration %s: %s" % (path, exc))
+    try:
+        files = migration_files(p["paths"])
+        findings = lint_files(files)
+    except RunbookError as exc:
+        module.fail_from(exc)
     if p["statements"]:
         findings += lint(";\n".join(p["statements"]), "<statements>")
     for finding in findings:

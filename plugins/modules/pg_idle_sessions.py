@@ -88,14 +88,12 @@ terminated:
 
 import json
 
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_duration, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import literal
-from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
-    PostgresError,
     PsqlSession,
+    literal,
     postgres_common_argument_spec,
 )
 
@@ -139,10 +137,7 @@ def main():
     )
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    try:
-        seconds = parse_duration(p["older_than"])
-    except ValueError as exc:
-        module.fail_json(msg="older_than: %s" % exc)
+    seconds = module.seconds("older_than")
     if not p["states"]:
         module.fail_json(msg="states is empty: name the session states to end, such as idle in transaction")
     require_libraries(module, docker=bool(p["container"]))
@@ -159,8 +154,8 @@ def main():
                 sessions = [json.loads(row) for row in session.query(sql) if row.strip()]
             finally:
                 session.close()
-    except (PostgresError, CommandError, ContainerError) as exc:
-        module.fail_json(msg="cannot list or end the sessions: %s" % exc)
+    except RunbookError as exc:
+        module.fail_from(exc, "cannot list or end the sessions")
     ended = sum(1 for s in sessions if s["terminated"])
     module.exit_json(changed=bool(sessions) and not module.check_mode, sessions=sessions, terminated=ended,
                      msg="%s %d session(s) %s for over %ss" % (

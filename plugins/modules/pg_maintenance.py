@@ -81,14 +81,14 @@ tables:
 
 import json
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import ident, literal
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
-    PostgresError,
     PsqlSession,
+    ident,
+    literal,
     postgres_common_argument_spec,
 )
 
@@ -110,6 +110,15 @@ def table_stats(session):
 def qualified(name):
     schema, table = name.rsplit(".", 1) if "." in name else ("public", name)
     return "%s.%s" % (ident(schema), ident(table))
+
+
+def refused(session, statement):
+    """Run one maintenance statement; the server's last error line when it refused it, else None."""
+    try:
+        session.query(statement)
+    except CommandError as exc:
+        return str(exc).strip().splitlines()[-1]
+    return None
 
 
 def main():
@@ -151,21 +160,20 @@ def main():
                         if module.check_mode:
                             done.append("would be " + label)
                             continue
-                        try:
-                            session.query(statement % qualified(table))
-                            done.append(label)
-                        except CommandError as exc:
+                        failure = refused(session, statement % qualified(table))
+                        if failure:
                             # psql stopped (ON_ERROR_STOP): note why, reconnect, go on with the next table
-                            skipped = "%s failed: %s" % (label[:-1], str(exc).strip().splitlines()[-1])
+                            skipped = "%s failed: %s" % (label[:-1], failure)
                             session = open_session()
                             break
+                        done.append(label)
                     actions[table] = (done, skipped)
                 after = table_stats(session)
                 result["database_size"] = int(session.scalar("SELECT pg_database_size(%s);" % literal(p["database"])))
             finally:
                 session.close()
-    except (PostgresError, CommandError, ContainerError) as exc:
-        module.fail_json(msg="maintenance of %s failed: %s" % (p["database"], exc), **result)
+    except RunbookError as exc:
+        module.fail_from(exc, "maintenance of %s failed" % p["database"], **result)
     for table in wanted:
         done, skipped = actions[table]
         result["tables"].append(dict(table=table, total_bytes=after[table]["total_bytes"],

@@ -178,33 +178,32 @@ import tempfile
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
-    Admin,
+from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     RestoreError,
-    archive_names,
-    archive_tables,
     backup_source_argument_spec,
-    compare_counts,
-    ident,
-    missing_tables,
+    checked_copy,
     find_backup,
     open_storage,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    Admin,
+    archive_names,
+    archive_tables,
+    compare_counts,
+    missing_tables,
     restore_globals,
     restore_into,
     restore_tables,
     row_counts,
-    stage_locally,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
-    PostgresError,
+    ident,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 SCRATCH_SUFFIX = "__restoring"
 PREVIOUS_SUFFIX = "__previous"  # the target, set aside until the restored copy has its name
@@ -246,7 +245,7 @@ class Restore:
         self.result = dict(changed=False, restored=False, replaced=False, differences={})
 
     def fail(self, msg):
-        self.module.fail_json(msg=msg, **self.result)
+        raise RestoreError(msg, self.result)
 
     def run(self, workdir):
         p = self.p
@@ -263,11 +262,7 @@ class Restore:
         if p["tables"] and manifest["format"] == "plain":
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])
-        local = stage_locally(storage, manifest, workdir)
-        try:
-            verify_backup(local, manifest, self.runner)
-        except DumpError as exc:
-            self.fail("the backup does not match its manifest, so nothing was changed: %s" % exc)
+        local = checked_copy(storage, manifest, workdir, self.runner)
         if p["tables"]:
             in_archive = archive_tables(self.runner, local, manifest)
             missing = missing_tables(p["tables"], in_archive)
@@ -320,11 +315,7 @@ class Restore:
         """The newest globals backup of the storage, checked, then what it adds (roles) before the database."""
         storage = open_storage(self.p)
         manifest = find_backup(storage, "latest", "globals", kind="globals")
-        local = stage_locally(storage, manifest, tempfile.mkdtemp(dir=self.workdir))
-        try:
-            verify_backup(local, manifest, self.runner)
-        except DumpError as exc:
-            self.fail("the globals backup does not match its manifest, so nothing was changed: %s" % exc)
+        local = checked_copy(storage, manifest, tempfile.mkdtemp(dir=self.workdir), self.runner, "the globals backup")
         report = dict(backup=manifest["name"])
         self.result["globals"] = report
         if not self.module.check_mode:
@@ -404,7 +395,7 @@ class Restore:
                                "Stop the application or set terminate_connections: true" % target)
         try:
             admin.rename(target, previous)
-        except (CommandError, PostgresError) as exc:
+        except RunbookError as exc:
             _drop_quietly(self.runner, scratch)
             raise RestoreError("%s could not be set aside (%s); it was not touched. Stop what connects to it, or "
                                "set terminate_connections: true" % (target, _first_line(exc)))
@@ -412,12 +403,12 @@ class Restore:
             admin.terminate(scratch)
             admin.rename(scratch, target)
             admin.allow_connections(target, True)
-        except (CommandError, PostgresError) as exc:
+        except RunbookError as exc:
             undo = Admin(self.runner)  # psql stops at the first error: a new session for the way back
             try:
                 undo.terminate(previous)
                 undo.rename(previous, target)
-            except (CommandError, PostgresError) as undo_exc:
+            except RunbookError as undo_exc:
                 raise RestoreError(
                     "the restored copy could not take the name %s (%s) and putting the old database back failed "
                     "too (%s). NOTHING WAS DROPPED: the old data is in %s, the restored copy in %s; rename one of "
@@ -446,7 +437,7 @@ def _drop_quietly(runner, database):
     try:
         admin.terminate(database)
         admin.drop(database)
-    except (CommandError, PostgresError):
+    except RunbookError:
         pass
     finally:
         admin.close()
@@ -456,20 +447,15 @@ def main():
     module = RunbookModule(argument_spec=argument_spec(), mutually_exclusive=[("path", "s3")],
                            supports_check_mode=True)
     validate(module)
-    started = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="stackops-restore-")
-    result = {}
     try:
         with ClientContext(module.params) as runner:
-            restore = Restore(module, runner)
-            result = restore.run(workdir)
-    except (RestoreError, CommandError, PostgresError, ContainerError, StorageError) as exc:
-        module.fail_json(msg="restore into %s failed: %s" % (module.params["target_database"], exc),
-                         duration=round(time.monotonic() - started, 3))
+            result = Restore(module, runner).run(workdir)
+    except RunbookError as exc:
+        module.fail_from(exc, "restore into %s failed" % module.params["target_database"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result["duration"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    module.exit_json(**module.finished(result))
 
 
 if __name__ == "__main__":

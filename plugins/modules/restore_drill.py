@@ -227,32 +227,26 @@ from ansible_collections.stackops.runbook.plugins.module_utils import _manifest 
 from ansible_collections.stackops.runbook.plugins.module_utils._drill import (
     CORRECTIVE_ACTIONS,
     ContainerTarget,
-    DrillSetupError,
     ScratchDatabaseTarget,
     grade,
     image_for_backup,
     write_logs,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
-    RestoreError,
+from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
+    DamagedBackup,
     backup_source_argument_spec,
+    checked_copy,
     find_backup,
     open_storage,
-    restore_globals,
-    restore_into,
-    row_counts,
-    stage_locally,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import restore_globals, restore_into, row_counts
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
-    PostgresError,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
 
 
 def argument_spec():
@@ -313,12 +307,16 @@ def source_counts(options):
 def globals_backup(storage, workdir):
     """(storage, manifest) of the newest globals backup beside the drilled one, staged and checked."""
     manifest = find_backup(storage, "latest", "globals", kind="globals")
-    local = stage_locally(storage, manifest, tempfile.mkdtemp(dir=workdir))
-    try:
-        verify_backup(local, manifest)
-    except DumpError as exc:
-        raise RestoreError("the globals backup does not match its manifest: %s" % exc)
-    return local, manifest
+    return checked_copy(storage, manifest, tempfile.mkdtemp(dir=workdir), what="the globals backup"), manifest
+
+
+def damage_kind(storage, manifest, workdir):
+    """``empty`` when the backup's file holds no bytes though its manifest says it has some, else ``corrupt``."""
+    if manifest["format"] == "directory" or not manifest.get("size"):
+        return "corrupt"
+    copy = storage.location(manifest["file"]) if os.path.isabs(storage.location(manifest["file"])) else \
+        os.path.join(workdir, manifest["file"])
+    return "empty" if os.path.exists(copy) and os.path.getsize(copy) == 0 else "corrupt"
 
 
 def run_drill(module, report):
@@ -330,13 +328,10 @@ def run_drill(module, report):
     workdir = tempfile.mkdtemp(prefix="stackops-drill-")
     target = None
     try:
-        local = stage_locally(storage, manifest, workdir)
         try:
-            verify_backup(local, manifest)
-        except DumpError as exc:
-            kind = "empty" if manifest.get("size") and os.path.getsize(local.location(manifest["file"])) == 0 \
-                and manifest["format"] != "directory" else "corrupt"
-            report["failures"].append(dict(kind=kind, message=str(exc)))
+            local = checked_copy(storage, manifest, workdir)
+        except DamagedBackup as exc:
+            report["failures"].append(dict(kind=damage_kind(storage, manifest, workdir), message=str(exc.cause)))
             return
         if module.check_mode:
             return
@@ -374,16 +369,15 @@ def main():
                            supports_check_mode=True)
     validate(module)
     signal.signal(signal.SIGTERM, _interrupted)
-    started = time.monotonic()
     now = datetime.datetime.now(datetime.timezone.utc)
     report = dict(started_at=mf.isoformat(now), database=module.params["database"], failures=[],
                   performed_by=module.params["performed_by"],
                   restore_seconds=None, tables=0, rows=0, target=None, rto_seconds=module.params["rto_seconds"])
     try:
         run_drill(module, report)
-    except (DrillSetupError, RestoreError, PostgresError, ContainerError, StorageError, CommandError) as exc:
-        module.fail_json(msg="the drill could not run: %s" % exc, duration=round(time.monotonic() - started, 3))
-    report["duration"] = round(time.monotonic() - started, 3)
+    except RunbookError as exc:
+        module.fail_from(exc, "the drill could not run")
+    report["duration"] = module.duration()
     report["passed"] = not report["failures"]
     for failure in report["failures"]:
         failure.setdefault("corrective_action", CORRECTIVE_ACTIONS.get(failure["kind"], ""))

@@ -90,18 +90,17 @@ members:
 
 import shutil
 import tempfile
-import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     RestoreError,
     backup_source_argument_spec,
+    checked_copy,
     find_backup,
     open_storage,
-    stage_locally,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     TarReader,
     archive_chunks,
@@ -109,10 +108,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
     helper,
     image_of_a_user,
     put_archive,
+    volume_exists,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_argument_spec, docker_client, docker_sdk
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import StorageError
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
+    docker_argument_spec,
+    docker_client,
+)
 
 
 def count_members(chunks):
@@ -137,38 +139,30 @@ def main():
         if p[key] is not None and not mf.is_safe_name(p[key]):
             module.fail_json(msg="%s=%r is not a docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)" % (key, p[key]))
     require_libraries(module, docker=True, zstandard=True, boto3=bool(p["s3"]))
-    started = time.monotonic()
     result = dict(changed=False, restored=False, backup=None)
     workdir = tempfile.mkdtemp(prefix="stackops-volume-restore-")
     try:
         storage = open_storage(p)
         manifest = find_backup(storage, p["backup"], p["from_volume"] or p["volume"], kind="volume")
         result["backup"] = manifest["name"]
-        local = stage_locally(storage, manifest, workdir)
-        verify_backup(local, manifest)  # sha256 and full decompression, before anything is touched
-
+        local = checked_copy(storage, manifest, workdir)  # sha256 and full decompression, before anything is touched
         client = docker_client(p["docker_host"])
-        sdk = docker_sdk()
-        try:
-            client.volumes.get(p["volume"])
-            exists = True
-        except sdk.errors.NotFound:
-            exists = False
+        exists = volume_exists(client, p["volume"])
         running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]
         if running and module.check_mode:
             # the restore role stops the services before this step, which check mode does not do
             module.warn("the volume %s is in use by running containers (%s): a real run refuses until they are stopped"
                         % (p["volume"], ", ".join(running)))
         elif running:
-            module.fail_json(msg="the volume %s is in use by running containers (%s): stop them first, then restore "
-                                 "(nothing was changed)" % (p["volume"], ", ".join(running)), **result)
+            raise RestoreError("the volume %s is in use by running containers (%s): stop them first, then restore "
+                               "(nothing was changed)" % (p["volume"], ", ".join(running)))
         if exists and p["confirm"] != p["volume"]:
-            module.fail_json(msg="the volume %s exists; restoring %s replaces its content. Set confirm: %s to say so "
-                                 "(nothing was changed)" % (p["volume"], manifest["name"], p["volume"]), **result)
+            raise RestoreError("the volume %s exists; restoring %s replaces its content. Set confirm: %s to say so "
+                               "(nothing was changed)" % (p["volume"], manifest["name"], p["volume"]))
         image = p["helper_image"] or image_of_a_user(client, p["volume"]) or manifest.get("helper_image")
         if not image:
-            module.fail_json(msg="no image to run the helper containers with: set helper_image to an image on the host "
-                                 "that has sh and find (nothing was changed)", **result)
+            raise RestoreError("no image to run the helper containers with: set helper_image to an image on the host "
+                               "that has sh and find (nothing was changed)")
         if module.check_mode:
             module.exit_json(changed=True, restored=False, backup=manifest["name"],
                              msg="check mode: would replace the content of %s with %s" % (p["volume"], manifest["name"]))
@@ -181,15 +175,15 @@ def main():
             put_archive(writer, decompressed_chunks(manifest["compression"], local.open_chunks(manifest["file"])))
         with helper(client, p["volume"], image) as reader:
             members = count_members(archive_chunks(reader))
-        result.update(changed=True, restored=True, members=members, duration=round(time.monotonic() - started, 3))
+        result.update(changed=True, restored=True, members=members)
         if members != manifest.get("members"):
-            module.fail_json(msg="the restored volume %s holds %d entries, the backup %d: look at the volume before "
-                                 "the app uses it" % (p["volume"], members, manifest.get("members")), **result)
-    except (RestoreError, DumpError, StorageError, ContainerError) as exc:
-        module.fail_json(msg="restore of the volume %s failed: %s" % (p["volume"], exc), **result)
+            raise RestoreError("the restored volume %s holds %d entries, the backup %d: look at the volume before "
+                               "the app uses it" % (p["volume"], members, manifest.get("members")))
+    except RunbookError as exc:
+        module.fail_from(exc, "restore of the volume %s failed" % p["volume"], **result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    module.exit_json(**result)
+    module.exit_json(**module.finished(result))
 
 
 if __name__ == "__main__":

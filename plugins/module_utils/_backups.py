@@ -1,0 +1,124 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to stackops.runbook: not a public API, may change without notice.
+
+The one backup source of every restore-side module (pg_restore, restore_drill, volume_restore; backup_info
+verifies through the same ``_dump.verify_backup``): the storage a run names (``path``, ``s3``, or a file
+path), the backup it asks for (``latest`` of a label, a name, a file path, an S3 key), and a local copy of
+it checked against its manifest before anything is touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
+    HashingFile,
+    LocalStorage,
+    S3Storage,
+    in_future,
+    s3_argument_spec,
+)
+
+
+class RestoreError(RunbookError):
+    """A restore step failed; the message says what and what to do."""
+
+
+class DamagedBackup(RestoreError):
+    """The backup does not match its manifest; ``cause`` is what verification found."""
+
+    def __init__(self, message, cause):
+        super().__init__(message)
+        self.cause = cause
+
+
+def backup_source_argument_spec():
+    """``backup``, ``path`` and ``s3`` (see the stackops.runbook.backup_source and storage doc fragments)."""
+    return dict(backup=dict(type="str", default="latest"), path=dict(type="path"), s3=s3_argument_spec())
+
+
+def open_storage(params):
+    """The storage named by ``path`` or ``s3``; a ``backup`` given as an absolute file path names its own."""
+    if params.get("s3"):
+        return S3Storage(params["s3"])
+    backup = params.get("backup") or "latest"
+    if params.get("path"):
+        return LocalStorage(params["path"])
+    if os.path.isabs(backup):
+        return LocalStorage(os.path.dirname(backup.rstrip("/")))
+    raise RestoreError("say where the backups are: path (a directory), s3, or backup as an absolute file path")
+
+
+def find_backup(storage, backup, label, kind="database"):
+    """The manifest of ``backup``: ``latest`` (of ``label``), a backup name, a file path or an S3 key."""
+    if backup in (None, "latest"):
+        entries = storage.list_backups(label, kind=kind)
+        usable = [e for e in entries if not in_future(e)]
+        if not usable:
+            future = ", ".join(e.name for e in entries)
+            raise RestoreError("no backup of %s found in %s%s" % (label, storage.location(""), (
+                " (only backups dated in the future: %s; check the clocks, or name one as backup)" % future)
+                if future else ""))
+        return usable[-1].manifest
+    if isinstance(storage, S3Storage) and "/" in backup.strip("/"):
+        base = storage.key("")
+        if not backup.startswith(base):
+            raise RestoreError("the S3 key %r is outside the prefix %r: name a backup under s3.prefix" % (backup, base))
+        backup = backup[len(base):]
+    name = os.path.basename(backup.rstrip("/")).split(".", 1)[0]
+    manifest = storage.read_manifest(name) if mf.parse_name(name) else None
+    if manifest is None and kind != "volume" and os.path.isabs(backup) and os.path.isfile(backup):
+        # a dump another tool made (the runbooks' cron job): described from its content
+        try:
+            return describe_file(backup, label)
+        except NotABackup as exc:
+            raise RestoreError(str(exc))
+    if mf.parse_name(name) is None:
+        raise RestoreError("%r is not a backup name (LABEL_YYYYMMDDTHHMMSSZ) nor a file pg_backup wrote" % backup)
+    if manifest is None:
+        raise RestoreError("backup %s has no manifest in %s (missing, or not written by pg_backup)"
+                           % (name, storage.location("")))
+    if (manifest.get("kind") == "volume") != (kind == "volume"):
+        raise RestoreError("%s is a %s backup; restore it with %s" % (
+            name, manifest.get("kind"), "volume_restore" if manifest.get("kind") == "volume" else "pg_restore"))
+    return manifest
+
+
+def stage_locally(storage, manifest, workdir):
+    """Copy a backup from S3 into ``workdir`` so it is read once from the network; returns a LocalStorage."""
+    if isinstance(storage, LocalStorage):
+        return storage
+    local = LocalStorage(workdir)
+    files = [item["path"] for item in manifest.get("files", [])]
+    names = ["%s/%s" % (manifest["file"], f) for f in files] if manifest["format"] == "directory" else [
+        manifest["file"]]
+    if manifest["format"] == "directory":
+        os.makedirs(local.path(manifest["file"]), mode=0o700)
+    for name in names:
+        out = HashingFile(local.path(name))
+        try:
+            for chunk in storage.open_chunks(name):
+                out.write(chunk)
+            out.close()
+        except BaseException:
+            out.discard()
+            raise
+    local.write_file_atomic(mf.manifest_file_name(manifest["name"]), mf.dumps(manifest))
+    return local
+
+
+def checked_copy(storage, manifest, workdir, runner=None, what="the backup"):
+    """A local copy of the backup (the storage itself when it is local; else downloaded once into
+    ``workdir``), verified against its manifest (sizes, sha256, full decompression; ``pg_restore --list``
+    with a ``runner`` that has it). Raises DamagedBackup before anything is touched."""
+    local = stage_locally(storage, manifest, workdir)
+    try:
+        verify_backup(local, manifest, runner)
+    except DumpError as exc:
+        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, exc), exc)
+    return local
