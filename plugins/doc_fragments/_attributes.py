@@ -7,35 +7,71 @@
 
 from __future__ import annotations
 
-_GROUPS = {
-    "postgres": "the connection options (login_*, ssl_mode, ca_cert, container)",
-    "docker": "O(docker_host)",
-    "storage": "O(s3)",
-}
-
-
-def _action_group(*groups):
-    return """
-options: {}
-attributes:
-  action_group:
-    description:
-%s
-    support: full
-    membership:
-%s
-""" % ("\n".join("      - Use C(group/stackops.runbook.%s) in C(module_defaults) to set %s once." % (g, _GROUPS[g])
-                 for g in groups),
-       "\n".join("      - stackops.runbook.%s" % g for g in groups))
-
 
 class ModuleDocFragment:
     DOCUMENTATION = r"""
 options: {}
 """
 
-    ACTIONGROUP_POSTGRES_DOCKER = _action_group("postgres", "docker")
-    ACTIONGROUP_POSTGRES_DOCKER_STORAGE = _action_group("postgres", "docker", "storage")
-    ACTIONGROUP_DOCKER = _action_group("docker")
-    ACTIONGROUP_DOCKER_STORAGE = _action_group("docker", "storage")
-    ACTIONGROUP_STORAGE = _action_group("storage")
+    ACTIONGROUP_POSTGRES_DOCKER = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/stackops.runbook.postgres) in C(module_defaults) to set the connection options (login_*, ssl_mode, ca_cert, container) once.
+      - Use C(group/stackops.runbook.docker) in C(module_defaults) to set O(docker_host) once.
+    support: full
+    membership:
+      - stackops.runbook.postgres
+      - stackops.runbook.docker
+"""
+
+    ACTIONGROUP_POSTGRES_DOCKER_STORAGE = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/stackops.runbook.postgres) in C(module_defaults) to set the connection options (login_*, ssl_mode, ca_cert, container) once.
+      - Use C(group/stackops.runbook.docker) in C(module_defaults) to set O(docker_host) once.
+      - Use C(group/stackops.runbook.storage) in C(module_defaults) to set O(s3) once.
+    support: full
+    membership:
+      - stackops.runbook.postgres
+      - stackops.runbook.docker
+      - stackops.runbook.storage
+"""
+
+    ACTIONGROUP_DOCKER = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/stackops.runbook.docker) in C(module_defaults) to set O(docker_host) once.
+    support: full
+    membership:
+      - stackops.runbook.docker
+"""
+
+    ACTIONGROUP_DOCKER_STORAGE = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/stackops.runbook.docker) in C(module_defaults) to set O(docker_host) once.
+      - Use C(group/stackops.runbook.storage) in C(module_defaults) to set O(s3) once.
+    support: full
+    membership:
+      - stackops.runbook.docker
+      - stackops.runbook.storage
+"""
+
+    ACTIONGROUP_STORAGE = r"""
+options: {}
+attributes:
+  action_group:
+    description:
+      - Use C(group/stackops.runbook.storage) in C(module_defaults) to set O(s3) once.
+    support: full
+    membership:
+      - stackops.runbook.storage
+"""

@@ -92,7 +92,6 @@ def parse_docker_time(text):
         return None
 
 
-
 def _raw_socket(sock):
     # exec_start(socket=True) hands back a SocketIO over the real socket; half-closing needs the latter
     return getattr(sock, "_sock", sock)
