@@ -41,9 +41,7 @@ NOTHING_KEPT = "Nothing was kept and older backups are untouched."
 
 
 class BackupError(RunbookError):
-    """Writing or verifying a backup failed; nothing of it was kept."""
-
-    kept = NOTHING_KEPT
+    """Writing or verifying a backup failed (nothing of it was kept), or a stored backup does not check out."""
 
 
 class KeptBackupError(RunbookError):
