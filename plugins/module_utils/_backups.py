@@ -30,11 +30,12 @@ class RestoreError(RunbookError):
 
 
 class DamagedBackup(RestoreError):
-    """The backup does not match its manifest; ``cause`` is what verification found."""
+    """The backup does not match its manifest; ``cause`` is what verification found, ``copy`` the file (or
+    directory) that was checked."""
 
-    def __init__(self, message, cause):
+    def __init__(self, message, cause, copy):
         super().__init__(message)
-        self.cause = cause
+        self.cause, self.copy = cause, copy
 
 
 def backup_source_argument_spec():
@@ -120,5 +121,6 @@ def checked_copy(storage, manifest, workdir, runner=None, what="the backup"):
     try:
         verify_backup(local, manifest, runner)
     except DumpError as exc:
-        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, exc), exc)
+        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, exc), exc,
+                            local.location(manifest["file"]))
     return local

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import sys
 import time
@@ -54,6 +55,17 @@ class RunbookModule(AnsibleModule):
             return parse_duration(value)
         except ValueError as exc:
             return self.fail_json(msg="%s: %s" % (name, exc))
+
+    def time(self, name, example):
+        """The ISO 8601 time parameter ``name`` (None when unset); fails naming it, with ``example``, when it
+        is not one."""
+        value = self.params[name]
+        if value is None:
+            return None
+        try:
+            return parse_time(value)
+        except ValueError:
+            return self.fail_json(msg="%s=%r is not an ISO 8601 time%s" % (name, value, example))
 
     def finished(self, result):
         """``result`` with the duration, after a warning per backup dated in the future."""
@@ -107,6 +119,12 @@ def require_libraries(module, **needed):
     if missing:
         module.fail_json(msg=missing_libraries_message(missing, "this host's Python %s" % sys.executable),
                          missing_libraries=missing)
+
+
+def parse_time(text):
+    """An aware datetime from ISO 8601 ``text`` (a trailing Z, or no zone at all, is UTC); ValueError otherwise."""
+    when = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -10,7 +10,6 @@ where and what to do.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
@@ -31,16 +30,6 @@ EVENTS = ("started", "succeeded", "warning", "failed", "skipped")
 
 class ReportError(RunbookError):
     """A report (ledger line, metrics file, evidence) could not be written or its input is not usable."""
-
-
-def parse_time(text, name):
-    """An aware datetime from the ISO 8601 ``text`` of the parameter ``name`` (UTC when it has no zone)."""
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportError("%s=%r is not an ISO 8601 time; pass now() in ISO form, such as "
-                          "\"{{ now(utc=true).isoformat() }}\"" % (name, text))
-    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def file_mode(value, name="mode"):

@@ -18,8 +18,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils import _secrets a
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeProject
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
-from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession, ident
 
 STEPS = ["create", "set", "test", "finish"]
 
@@ -115,9 +114,9 @@ class Rotation:
             return False
 
     def set_role_password(self, password):
-        role = '"%s"' % self.p["postgres_role"].replace('"', '""')
         # the verifier, never the password: the server's statement log and pg_stat_statements see only that
-        self.admin_sql("ALTER ROLE %s PASSWORD '%s';" % (role, sec.scram_verifier(password)))
+        verifier = sec.scram_verifier(password)
+        self.admin_sql("ALTER ROLE %s PASSWORD '%s';" % (ident(self.p["postgres_role"]), verifier))
 
     # ------------------------------------------------------------ services
 
@@ -232,12 +231,13 @@ class Rotation:
         self.module.no_log_values.add(current)
         return current
 
-    def too_recent(self):
-        """True when min_age is set and the last rotation is younger (an interrupted one always goes on)."""
-        if not self.p["min_age"] or self.store.get("pending") is not None:
+    def too_recent(self, min_age):
+        """True when the last rotation is younger than ``min_age`` seconds (None: never); an interrupted
+        rotation always goes on."""
+        if not min_age or self.store.get("pending") is not None:
             return False
         stamp = os.path.join(self.store.directory, "current")
-        return os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < parse_duration(self.p["min_age"])
+        return os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < min_age
 
     def run(self, current):
         """The asked steps; on failure after a change, the targets go back to ``current``."""

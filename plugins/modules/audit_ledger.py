@@ -118,7 +118,7 @@ import socket
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule
-from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_entry, mask, parse_time
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_entry, mask
 
 
 def main():
@@ -139,9 +139,9 @@ def main():
     )
     p = module.params
     now = datetime.datetime.now(datetime.timezone.utc)
+    started = module.time("started", "; pass now() in ISO form, such as \"{{ now(utc=true).isoformat() }}\"") or now
     entry = None
     try:
-        started = parse_time(p["started"], "started") if p["started"] else now
         entry = mask(dict(
             time=now.isoformat(timespec="seconds"),
             started=started.isoformat(timespec="seconds"),

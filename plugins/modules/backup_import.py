@@ -88,22 +88,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import describe_file
-from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, parse_time, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, LocalStorage
 
 
 class ImportFailed(RunbookError):
     """The file cannot be adopted; the message says why and what was kept."""
-
-
-def taken_time(params, found):
-    text = params["taken_at"] or found["finished_at"]
-    try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ImportFailed("taken_at=%r is not an ISO 8601 time such as 2026-11-21T03:00:00Z" % text)
-    return (when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)).astimezone(datetime.timezone.utc)
 
 
 def already_imported(local, label, sha256):
@@ -161,6 +152,7 @@ def main():
         src=dict(type="path", required=True), dest=dict(type="path", required=True), database=dict(type="str"),
         taken_at=dict(type="str"), lock_timeout=dict(type="int", default=0)), supports_check_mode=True)
     p = module.params
+    taken_at = module.time("taken_at", " such as 2026-11-21T03:00:00Z")
     try:
         if p["database"] is not None and not mf.is_safe_name(p["database"]):
             raise ImportFailed("database=%r cannot be used: letters, digits, '_', '.' and '-' only, without '..'"
@@ -170,7 +162,7 @@ def main():
         if label is None:
             raise ImportFailed("%s is a dump of one database: say which with database" % p["src"])
         require_libraries(module, zstandard=found["compression"] == "zstd")
-        when = taken_time(p, found)
+        when = (taken_at or parse_time(found["finished_at"])).astimezone(datetime.timezone.utc)
         local = LocalStorage(p["dest"])
         existing = already_imported(local, label, found["sha256"])
         if existing:

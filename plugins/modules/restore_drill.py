@@ -310,13 +310,11 @@ def globals_backup(storage, workdir):
     return checked_copy(storage, manifest, tempfile.mkdtemp(dir=workdir), what="the globals backup"), manifest
 
 
-def damage_kind(storage, manifest, workdir):
+def damage_kind(manifest, copy):
     """``empty`` when the backup's file holds no bytes though its manifest says it has some, else ``corrupt``."""
     if manifest["format"] == "directory" or not manifest.get("size"):
         return "corrupt"
-    copy = storage.location(manifest["file"]) if os.path.isabs(storage.location(manifest["file"])) else \
-        os.path.join(workdir, manifest["file"])
-    return "empty" if os.path.exists(copy) and os.path.getsize(copy) == 0 else "corrupt"
+    return "empty" if os.path.isfile(copy) and os.path.getsize(copy) == 0 else "corrupt"
 
 
 def run_drill(module, report):
@@ -331,7 +329,7 @@ def run_drill(module, report):
         try:
             local = checked_copy(storage, manifest, workdir)
         except DamagedBackup as exc:
-            report["failures"].append(dict(kind=damage_kind(storage, manifest, workdir), message=str(exc.cause)))
+            report["failures"].append(dict(kind=damage_kind(manifest, exc.copy), message=str(exc.cause)))
             return
         if module.check_mode:
             return

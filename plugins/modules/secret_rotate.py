@@ -241,11 +241,7 @@ health:
 """
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils._module import (
-    RunbookModule,
-    parse_duration,
-    require_libraries,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import postgres_common_argument_spec
 from ansible_collections.stackops.runbook.plugins.module_utils._rotation import DATA_KEY_NAMES, STEPS, Rotation
 from ansible_collections.stackops.runbook.plugins.module_utils import _secrets as sec
@@ -296,11 +292,6 @@ def validate(module):
         module.fail_json(msg="no target: give postgres_role, env_files or files (where the secret is used)")
     if p["length"] < 16:
         module.fail_json(msg="length=%s is too short for a secret: use 16 or more" % p["length"])
-    if p["min_age"]:
-        try:
-            parse_duration(p["min_age"])
-        except ValueError as exc:
-            module.fail_json(msg="min_age: %s" % exc)
     encrypts_data = p["encrypts_data"] if p["encrypts_data"] is not None else any(
         DATA_KEY_NAMES.search(n) for n in [p["name"]] + [t["variable"] for t in p["env_files"]])
     if encrypts_data and not (p["reencrypt_command"] or p["accept_unreadable_data"]):
@@ -316,10 +307,11 @@ def main():
     module = RunbookModule(argument_spec=argument_spec(), supports_check_mode=True)
     validate(module)
     p = module.params
+    min_age = module.seconds("min_age")
     try:
         rotation = Rotation(module)
         current = rotation.hide_values()
-        if rotation.too_recent():
+        if rotation.too_recent(min_age):
             module.exit_json(changed=False, rotated=False, msg="%s was rotated less than %s ago: nothing to do" % (
                 p["name"], p["min_age"]), **rotation.result())
         if module.check_mode:
