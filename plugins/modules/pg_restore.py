@@ -71,7 +71,13 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel restore jobs (directory archives).
+    description:
+      - Parallel restore jobs for custom and directory archives (plain SQL is one stream).
+      - Defaults to the number of CPUs of the host the module runs on, at most 4. C(1) restores as one stream.
+      - A compressed custom archive (the default backup) is decompressed once into a temporary file beside the
+        restore (this host's temporary directory, or C(/tmp) of the container) so the jobs can seek in it; it
+        needs room for the manifest's C(uncompressed_size). Without that room it is restored as one stream, and
+        the file is removed when the restore ends.
     type: int
   no_owner:
     description: Skip ownership and privileges (C(--no-owner --no-privileges)), for a server without the original roles.
@@ -150,6 +156,13 @@ duration:
   returned: always
   type: float
   sample: 42.1
+jobs:
+  description:
+    - Parallel jobs the restore ran with; C(1) when it ran as one stream (plain SQL, O(jobs=1), or no room for a
+      seekable copy of a compressed custom archive, which a warning then says).
+  returned: when a whole database was restored
+  type: int
+  sample: 2
 restore_seconds:
   description: Seconds the restore itself took.
   returned: success and not check mode
@@ -347,7 +360,11 @@ class Restore:
         admin.create(scratch, owner)
         self.result["owner"] = owner or self.p["login_user"]
         try:
-            restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"])
+            how = restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"],
+                               workdir=self.workdir)
+            self.result["jobs"] = how["jobs"]
+            if how.get("warning"):
+                self.module.warn(how["warning"])
             counts = row_counts(self.runner, scratch)
             differences = compare_counts(manifest.get("row_counts") or {}, counts) if manifest.get(
                 "row_counts") else {}

@@ -113,7 +113,13 @@ options:
     description: The recovery time objective in seconds; a restore slower than this fails the drill.
     type: float
   jobs:
-    description: Parallel restore jobs (directory archives).
+    description:
+      - Parallel restore jobs for custom and directory archives (plain SQL is one stream).
+      - Defaults to the number of CPUs of the host the module runs on, at most 4. C(1) restores as one stream.
+      - A compressed custom archive (the default backup) is decompressed once into a temporary file beside the
+        restore (this host's temporary directory, or C(/tmp) of the container) so the jobs can seek in it; it
+        needs room for the manifest's C(uncompressed_size). Without that room it is restored as one stream, and
+        the file is removed when the restore ends.
     type: int
   log_dir:
     description: Directory of the drill logs (markdown and JSON) and of C(history.jsonl).
@@ -184,6 +190,11 @@ restore_seconds:
   returned: always
   type: float
   sample: 42.7
+jobs:
+  description: Parallel jobs the restore ran with (C(1) for one stream); null when it did not get to restore.
+  returned: always
+  type: int
+  sample: 2
 tables:
   description: Tables restored.
   returned: always
@@ -347,7 +358,11 @@ def run_drill(module, report):
                 roles, roles_manifest = globals_backup(storage, workdir)
                 report["globals"] = restore_globals(runner, roles, roles_manifest, dict(backup=roles_manifest["name"]))
             # with the roles in place the owners and grants are restored too, and so graded
-            restore_into(runner, local, manifest, database, p["jobs"], no_owner=not p["restore_globals"])
+            how = restore_into(runner, local, manifest, database, p["jobs"], no_owner=not p["restore_globals"],
+                               workdir=workdir)
+            report["jobs"] = how["jobs"]
+            if how.get("warning"):
+                module.warn(how["warning"])
         except CommandError as exc:
             report["restore_seconds"] = round(time.monotonic() - started, 3)
             report["failures"].append(dict(kind="restore_error", message=str(exc)))
@@ -381,7 +396,7 @@ def main():
         failure.setdefault("corrective_action", CORRECTIVE_ACTIONS.get(failure["kind"], ""))
     result = dict(changed=not module.check_mode, passed=report["passed"], failures=report["failures"],
                   duration=report["duration"], restore_seconds=report["restore_seconds"], tables=report["tables"],
-                  rows=report["rows"], backup=report.get("backup"), target=report["target"])
+                  rows=report["rows"], backup=report.get("backup"), target=report["target"], jobs=report.get("jobs"))
     if not module.check_mode:
         result["log_path"], result["json_log_path"] = write_logs(module.params["log_dir"], report, now)
     if not report["passed"] and module.params["fail_on_drill_failure"] and not module.check_mode:

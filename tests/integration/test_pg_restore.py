@@ -1,7 +1,9 @@
 """pg_restore: a full restore replaces a database and the row counts match; it refuses without the
 right confirm, with live sessions, or on a checksum mismatch, each leaving the target untouched."""
 
+import json
 import os
+import subprocess
 
 import pytest
 
@@ -109,6 +111,11 @@ def test_restore_from_s3_inside_a_container(container_pg, s3, s3_prefix, tmp_pat
                                            target_database="app_from_s3"))
     assert not result.get("failed"), result.get("msg")
     assert exact_counts(container_pg.psql, "app_from_s3") == made["manifest"]["row_counts"]
+    # the default backup (custom, zstd) went in with parallel jobs from a seekable copy in the container's /tmp,
+    # which is gone afterwards
+    assert result["jobs"] > 1 and not result.get("warnings")
+    assert "stackops-restore" not in subprocess.run(["docker", "exec", container_pg.name, "ls", "-a", "/tmp"],
+                                                    capture_output=True, text=True, check=True).stdout
 
 
 def test_an_s3_key_outside_the_prefix_and_a_missing_backup_are_refused(host_pg, s3, s3_prefix, tmp_path):
@@ -138,3 +145,37 @@ def test_a_directory_backup_is_restored_inside_a_container_and_so_are_single_tab
                                            tables=["audit_log"]))
     assert not tables.get("failed"), tables.get("msg")
     assert exact_counts(container_pg.psql, "app_from_dir") == made["manifest"]["row_counts"]
+
+
+def test_the_default_backup_is_restored_with_parallel_jobs_and_its_seekable_copy_removed(host_pg, backup, tmp_path,
+                                                                                         monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS app_parallel")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=backup["path"], target_database="app_parallel",
+                                           jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert backup["manifest"]["format"] == "custom" and backup["manifest"]["compression"] == "zstd"
+    assert result["jobs"] == 2 and not result.get("warnings")
+    assert exact_counts(host_pg.psql, "app_parallel") == backup["manifest"]["row_counts"]
+    assert os.listdir(scratch) == []
+
+
+def test_without_room_for_a_seekable_copy_the_default_backup_is_restored_as_one_stream(host_pg, tmp_path):
+    dest = tmp_path / "backups"
+    made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=str(dest)))
+    assert not made.get("failed"), made.get("msg")
+    with open(made["manifest_path"]) as fh:
+        manifest = json.load(fh)
+    manifest["uncompressed_size"] = 10 ** 15  # a petabyte: no temporary directory has room for that copy
+    with open(made["manifest_path"], "w") as fh:
+        json.dump(manifest, fh)
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS app_stream")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database="app_stream",
+                                           jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert result["jobs"] == 1, result
+    warnings = json.dumps(result["warnings"])
+    assert "no room for a seekable copy of %s" % manifest["name"] in warnings and "as one stream" in warnings
+    assert exact_counts(host_pg.psql, "app_stream") == made["manifest"]["row_counts"]
