@@ -284,16 +284,23 @@ class ContainerFeed:
         return rc, bytes(self._out), err
 
 
-def tar_chunks(path, arcname, chunk_size=1024 * 1024):
+def tar_chunks(path, arcname, owner=None, chunk_size=1024 * 1024):
     """A tar of ``path`` (named ``arcname`` in it) as chunks, written by a thread into a pipe while they are read:
-    never the whole archive in memory. Raises the writer's error at the end."""
+    never the whole archive in memory. ``owner`` (uid, gid) is who the entries belong to where they are unpacked
+    (our files are 0600/0700: anyone else could not read them). Raises the writer's error at the end."""
     read_fd, write_fd = os.pipe()
     failed = []
+
+    def owned(info):
+        if owner is not None:
+            info.uid, info.gid = owner
+            info.uname = info.gname = ""
+        return info
 
     def write():
         try:
             with os.fdopen(write_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
-                tar.add(path, arcname=arcname)
+                tar.add(path, arcname=arcname, filter=owned)
         except BaseException as exc:  # pylint: disable=broad-except
             failed.append(exc)  # a reader that stopped early (EPIPE) included: it has its own error to raise
 
@@ -353,12 +360,24 @@ class ContainerRunner:
                                                                            self.container, err.strip()))
         try:
             accepted = self.client.api.put_archive(self.container, os.path.dirname(container_dir),
-                                                   tar_chunks(local_dir, os.path.basename(container_dir)))
+                                                   tar_chunks(local_dir, os.path.basename(container_dir),
+                                                              self._user_ids()))
         except docker_sdk().errors.APIError as exc:
             raise ContainerError("cannot copy %s into container %s: %s" % (local_dir, self.container, exc))
         if not accepted:
             raise ContainerError("the docker engine refused to copy %s into container %s"
                                  % (local_dir, self.container))
+
+    def _user_ids(self):
+        """(uid, gid) of the user the programs run as in the container (the engine unpacks archives as root)."""
+        ids = []
+        for flag in ("-u", "-g"):
+            rc, out, err = self.run(["id", flag])
+            if rc != 0:
+                raise ContainerError("cannot tell who %s is in container %s: %s"
+                                     % (self.user or "the image's user", self.container, err.strip()))
+            ids.append(int(out.decode().strip()))
+        return tuple(ids)
 
     def get_archive(self, path):
         """A tar stream of ``path`` in the container (chunks of bytes)."""

@@ -8,8 +8,8 @@ from conftest import local_inventory, run_playbook, task_results
 
 
 def playbook_vars(host_pg, dest, s3, s3_prefix):
-    return dict(backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
-                backup_login_password=host_pg.password, backup_dest=dest, backup_databases=["app"],
+    return dict(backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                       login_password=host_pg.password), backup_dest=dest, backup_databases=["app"],
                 backup_keep_days=7, backup_s3=s3.options(s3_prefix), report_ledger_path=os.path.join(dest, "..", "ledger.jsonl"))
 
 

@@ -32,10 +32,10 @@ def host_vars(stack, tmp_path):
         rollback_version_url=stack.url + "/api/version", rollback_monitor=2, rollback_database="app",
         rollback_container=stack.postgres, rollback_backup_path=str(tmp_path / ("pre-migration-" + stack.name)),
         report_ledger_path=str(tmp_path / "ledger.jsonl"), report_metrics_dir="",
-        deploy_migrate_vars=dict(
-            migrate_command=MIGRATE, migrate_status_command=MIGRATE_STATUS, migrate_database="app",
-            migrate_container=stack.postgres, migrate_restore_on_failure=True,
-            migrate_backup_dest=str(tmp_path / ("pre-migration-" + stack.name))),
+        # the migrate role's own variables, which deploy_migrate runs it with
+        migrate_command=MIGRATE, migrate_status_command=MIGRATE_STATUS, migrate_database="app",
+        migrate_container=stack.postgres, migrate_restore_on_failure=True,
+        migrate_backup_dest=str(tmp_path / ("pre-migration-" + stack.name)),
     )
 
 

@@ -150,8 +150,8 @@ def test_a_bad_check_option_is_an_input_error_not_an_outage(bad, said):
        "the backup and its one ledger line")
 def test_a_report_that_cannot_be_written_is_a_warning_and_the_ledger_has_one_result(host_pg, tmp_path, silent):
     ledger = tmp_path / "log" / "ledger.jsonl"
-    variables = dict(backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
-                     backup_login_password=host_pg.password, backup_dest=str(tmp_path / "backups"),
+    variables = dict(backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                            login_password=host_pg.password), backup_dest=str(tmp_path / "backups"),
                      backup_databases=["app"], report_ledger_path=str(ledger),
                      report_metrics_dir=str(tmp_path / "no-such-directory"),
                      report_webhook_url="http://127.0.0.1:9/hook")

@@ -179,3 +179,17 @@ def test_without_room_for_a_seekable_copy_the_default_backup_is_restored_as_one_
     warnings = json.dumps(result["warnings"])
     assert "no room for a seekable copy of %s" % manifest["name"] in warnings and "as one stream" in warnings
     assert exact_counts(host_pg.psql, "app_stream") == made["manifest"]["row_counts"]
+
+
+def test_a_directory_backup_is_restored_inside_a_container_as_its_container_user(container_pg, tmp_path):
+    # the copy into the container is unpacked by the engine as root; our files are 0600 in 0700 directories, so
+    # they must belong to the user pg_restore runs as there
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(container=container_pg.name, container_user="postgres", database="app",
+                                        dest=dest, format="directory", compression="none"))
+    assert not made.get("failed"), made.get("msg")
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS app_as_postgres")
+    result = run_module("pg_restore", dict(container=container_pg.name, container_user="postgres", path=dest,
+                                           database="app", target_database="app_as_postgres", jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert exact_counts(container_pg.psql, "app_as_postgres") == made["manifest"]["row_counts"]

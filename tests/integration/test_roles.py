@@ -76,8 +76,8 @@ def metric_samples(path):
 
 
 def backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting):
-    return dict(reporting, backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
-                backup_login_password=host_pg.password, backup_dest=str(tmp_path / "backups"),
+    return dict(reporting, backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                                       login_password=host_pg.password), backup_dest=str(tmp_path / "backups"),
                 backup_databases=["app"], backup_s3=s3.options(s3_prefix))
 
 
@@ -184,8 +184,8 @@ def test_the_health_role_fails_on_down_and_publishes_the_verdict(tmp_path, webho
 
 def test_the_restore_role_refuses_without_confirmation_and_changes_nothing(host_pg, tmp_path, reporting):
     rc, output, stderr = run_playbook("playbooks/restore.yml", local_inventory(tmp_path), dict(
-        reporting, restore_database="app", restore_login_host="127.0.0.1", restore_login_port=host_pg.port,
-        restore_login_password=host_pg.password, restore_path=str(tmp_path)))
+        reporting, restore_database="app", restore_connection=dict(
+            login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password), restore_path=str(tmp_path)))
     assert rc != 0
     refusal = task_results(output, "Check the restore settings")
     assert refusal["msg"] == ("Refusing to restore: this replaces the database app on db1. "
@@ -202,13 +202,13 @@ def test_the_restore_role_brings_back_lost_rows_and_reports(host_pg, tmp_path, w
     inventory = local_inventory(tmp_path)
     rc, _output, stderr = run_playbook("playbooks/backup.yml", inventory, dict(
         reporting, report_webhook_url="", backup_databases=["role_restore"], backup_globals=False,
-        backup_dest=str(tmp_path / "backups"), **{"backup_" + k: v for k, v in connection.items()}))
+        backup_dest=str(tmp_path / "backups"), backup_connection=connection))
     assert rc == 0, stderr
     host_pg.psql("role_restore", "DELETE FROM refresh_tokens WHERE revoked; DELETE FROM security_events")
 
     rc, output, stderr = run_playbook("playbooks/restore.yml", inventory, dict(
         reporting, restore_database="role_restore", restore_confirm="role_restore",
-        restore_path=str(tmp_path / "backups"), **{"restore_" + k: v for k, v in connection.items()}),
+        restore_path=str(tmp_path / "backups"), restore_connection=connection),
         verbosity=3, callback="ansible.builtin.default")
     assert rc == 0, output[-3000:] + stderr
     assert host_pg.psql("role_restore", counts) == before
@@ -227,14 +227,14 @@ def test_restore_and_drill_in_check_mode_change_nothing(host_pg, tmp_path, repor
     backups = str(tmp_path / "backups")
     rc, _output, stderr = run_playbook("playbooks/backup.yml", inventory, dict(
         reporting, report_webhook_url="", backup_databases=["role_check"], backup_globals=False, backup_dest=backups,
-        **{"backup_" + k: v for k, v in connection.items()}))
+        backup_connection=connection))
     assert rc == 0, stderr
     host_pg.psql("role_check", "DELETE FROM security_events")
     lines_before = len(ledger(reporting))
 
     rc, output, stderr = run_playbook("playbooks/restore.yml", inventory, dict(
         reporting, report_webhook_url="", restore_database="role_check", restore_confirm="role_check",
-        restore_path=backups, **{"restore_" + k: v for k, v in connection.items()}), check=True)
+        restore_path=backups, restore_connection=connection), check=True)
     assert rc == 0, stderr
     assert task_results(output, "Restore the backup")["changed"]
     assert host_pg.psql("role_check", "SELECT count(*) FROM security_events") == "0"
@@ -243,7 +243,7 @@ def test_restore_and_drill_in_check_mode_change_nothing(host_pg, tmp_path, repor
     rc, output, stderr = run_playbook("playbooks/restore_drill.yml", inventory, dict(
         reporting, report_webhook_url="", restore_drill_database="role_check", restore_drill_path=backups,
         restore_drill_image="", restore_drill_log_dir=str(drills),
-        **{"restore_drill_" + k: v for k, v in connection.items()}), check=True)
+        restore_drill_connection=connection), check=True)
     assert rc == 0, stderr
     assert not drills.exists()
     assert "stackops_drill_" not in host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database")
@@ -257,8 +257,8 @@ def test_maintenance_vacuums_reports_and_fails_when_the_newest_backup_is_older_t
     made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=backups))
     assert not made.get("failed"), made.get("msg")
     settings = dict(reporting, report_webhook_url="", maintenance_databases=["app"], maintenance_backup_path=backups,
-                    maintenance_login_host="127.0.0.1", maintenance_login_port=host_pg.port,
-                    maintenance_login_password=host_pg.password, maintenance_report_dir=str(tmp_path / "reports"))
+                    maintenance_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                                login_password=host_pg.password), maintenance_report_dir=str(tmp_path / "reports"))
     inventory = local_inventory(tmp_path)
     rc, output, stderr = run_playbook("playbooks/maintenance.yml", inventory, settings)
     assert rc == 0, stderr

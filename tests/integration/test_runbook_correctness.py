@@ -92,7 +92,7 @@ def test_a_rollback_with_the_database_restores_before_the_old_release_starts(str
     ready = [dict(name="ready", type="http", url=stack.url + "/health/ready")]
     variables.update(rollback_health_checks=ready, rollback_health_timeout=20)
     # the old release is not ready on the new schema: the migration's own readiness check would say so
-    variables["deploy_migrate_vars"]["migrate_health_checks"] = []
+    variables["deploy_migrate_health_checks"] = []
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps({"all": {"children": {"app": {"hosts": {"app1": variables}}}}}))
     rc, out, _err = run_playbook(os.path.join(PLAYBOOKS, "deploy.yml"), str(path),
@@ -186,8 +186,8 @@ def test_the_runbooks_idle_sessions_are_one_variable_away(host_pg, tmp_path):
         inventory = tmp_path / "hosts.json"
         inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": dict(
             ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
-            backup_login_host="127.0.0.1", backup_login_port=host_pg.port,
-            backup_login_password=host_pg.password)}}}}}))
+            backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                   login_password=host_pg.password))}}}}}))
         playbook = os.path.join(PLAYBOOKS, "terminate_idle_sessions.yml")
         import time  # pylint: disable=import-outside-toplevel
         time.sleep(2)
@@ -258,7 +258,7 @@ def test_a_failed_migration_restored_on_failure_had_its_writers_stopped_and_the_
 
     with running_stack(tmp_path / "stack") as stack:
         variables = host_vars(stack, tmp_path)
-        variables["deploy_migrate_vars"]["migrate_rollback_command"] = [
+        variables["migrate_rollback_command"] = [
             "sh", "-c", "echo rolled-back > /srv/uploads/migration-rolled-back"]
         path = tmp_path / "hosts.json"
         path.write_text(json.dumps({"all": {"children": {"app": {"hosts": {"app1": variables}}}}}))
