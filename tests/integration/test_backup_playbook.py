@@ -9,8 +9,9 @@ from conftest import local_inventory, run_playbook, task_results
 
 def playbook_vars(host_pg, dest, s3, s3_prefix):
     return dict(backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
-                                       login_password=host_pg.password), backup_dest=dest, backup_databases=["app"],
-                backup_keep_days=7, backup_s3=s3.options(s3_prefix), report_ledger_path=os.path.join(dest, "..", "ledger.jsonl"))
+                                       login_password=host_pg.password),
+                backup_dest=dest, backup_databases=["app"], backup_keep_days=7, backup_s3=s3.options(s3_prefix),
+                report_ledger_path=os.path.join(dest, "..", "ledger.jsonl"))
 
 
 def test_the_backup_playbook_backs_up_each_database_and_the_globals(host_pg, s3, s3_prefix, tmp_path):

@@ -76,8 +76,8 @@ def metric_samples(path):
 
 
 def backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting):
-    return dict(reporting, backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
-                                                       login_password=host_pg.password), backup_dest=str(tmp_path / "backups"),
+    connection = dict(login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)
+    return dict(reporting, backup_connection=connection, backup_dest=str(tmp_path / "backups"),
                 backup_databases=["app"], backup_s3=s3.options(s3_prefix))
 
 
@@ -184,8 +184,8 @@ def test_the_health_role_fails_on_down_and_publishes_the_verdict(tmp_path, webho
 
 def test_the_restore_role_refuses_without_confirmation_and_changes_nothing(host_pg, tmp_path, reporting):
     rc, output, stderr = run_playbook("playbooks/restore.yml", local_inventory(tmp_path), dict(
-        reporting, restore_database="app", restore_connection=dict(
-            login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password), restore_path=str(tmp_path)))
+        reporting, restore_database="app", restore_path=str(tmp_path), restore_connection=dict(
+            login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)))
     assert rc != 0
     refusal = task_results(output, "Check the restore settings")
     assert refusal["msg"] == ("Refusing to restore: this replaces the database app on db1. "
@@ -257,8 +257,8 @@ def test_maintenance_vacuums_reports_and_fails_when_the_newest_backup_is_older_t
     made = run_module("pg_backup", dict(host_pg.connection(), database="app", dest=backups))
     assert not made.get("failed"), made.get("msg")
     settings = dict(reporting, report_webhook_url="", maintenance_databases=["app"], maintenance_backup_path=backups,
-                    maintenance_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
-                                                login_password=host_pg.password), maintenance_report_dir=str(tmp_path / "reports"))
+                    maintenance_report_dir=str(tmp_path / "reports"), maintenance_connection=dict(
+                        login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password))
     inventory = local_inventory(tmp_path)
     rc, output, stderr = run_playbook("playbooks/maintenance.yml", inventory, settings)
     assert rc == 0, stderr
@@ -276,3 +276,21 @@ def test_maintenance_vacuums_reports_and_fails_when_the_newest_backup_is_older_t
     assert "The latest backup of app is older than the RPO (26h)" in failure["msg"]
     assert [e["result"] for e in ledger(reporting)] == ["succeeded", "failed"]
     assert host_pg.password not in json.dumps(output) + json.dumps(ledger(reporting))
+
+
+def test_one_connection_dict_reaches_every_role_ssl_mode_included(host_pg, tmp_path, reporting):
+    # stackops_connection, set once, is what the backup and maintenance roles connect with: ssl_mode=require
+    # against this server (no SSL) makes both fail saying so; without it they connect
+    connection = dict(login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)
+    play = dict(reporting, report_webhook_url="", backup_databases=["app"], backup_globals=False,
+                backup_dest=str(tmp_path / "backups"), maintenance_databases=["app"],
+                maintenance_report_dir=str(tmp_path / "reports"), maintenance_backup_path=str(tmp_path / "backups"))
+    for playbook, task in (("playbooks/backup.yml", "Back up, copy offsite and prune"),
+                           ("playbooks/maintenance.yml", "VACUUM (ANALYZE) each database")):
+        rc, output, _stderr = run_playbook(playbook, local_inventory(tmp_path), dict(
+            play, stackops_connection=dict(connection, ssl_mode="require")))
+        assert rc != 0
+        assert "server does not support SSL" in json.dumps(output), playbook
+    rc, _output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
+                                       dict(play, stackops_connection=connection))
+    assert rc == 0, stderr

@@ -186,8 +186,8 @@ def test_the_runbooks_idle_sessions_are_one_variable_away(host_pg, tmp_path):
         inventory = tmp_path / "hosts.json"
         inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": dict(
             ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
-            backup_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
-                                   login_password=host_pg.password))}}}}}))
+            stackops_connection=dict(login_host="127.0.0.1", login_port=host_pg.port,
+                                     login_password=host_pg.password))}}}}}))
         playbook = os.path.join(PLAYBOOKS, "terminate_idle_sessions.yml")
         import time  # pylint: disable=import-outside-toplevel
         time.sleep(2)
