@@ -114,6 +114,15 @@ def main():
         def fresh(name):
             cluster.psql("DROP DATABASE IF EXISTS %s" % name, database="postgres")
             cluster.psql("CREATE DATABASE %s" % name, database="postgres")
+            settle()
+
+        def settle():
+            # each case starts with the writes of the one before on disk: without this the next case pays for
+            # the checkpoint and writeback of the previous restore (seen as 10-20% swings between neighbours)
+            cluster.psql("CHECKPOINT", database="postgres")
+            if container is not None:
+                container.exec(["psql", "-X", "-q", "-c", "CHECKPOINT"])
+            os.sync()
 
         for _run in range(repeat):
             fresh("r_a")
@@ -124,9 +133,11 @@ def main():
             seconds, rss, _out = measure(["pg_restore", "--exit-on-error", "-j", "2", "-d", "r_b", directory["path"]],
                                          env=env)
             row("b", "raw pg_restore -j 2, directory archive", seconds, rss, "b")
+            settle()
             seconds, rss, result = module(restore_module, dict(conn, backup=directory["path"], target_database="r_c",
                                                                jobs=2))
             row("c", "pg_restore module, directory archive, jobs=2", seconds, rss, "b")
+            settle()
             seconds, rss, result = module(restore_module, dict(conn, backup=default["path"], target_database="r_d"))
             row("d", "pg_restore module, default backup, default options (jobs=%d)" % result["jobs"], seconds, rss, "b")
             for name in ("r_a", "r_b", "r_c", "r_d"):
@@ -139,17 +150,20 @@ def main():
             subprocess.run(["docker", "exec", container.name, "chown", "-R", "postgres", "/tmp/bench-directory"],
                            check=True)
             container.fresh("r_e")
+            settle()
             seconds, rss, _out = measure(["docker", "exec", "-u", "postgres", container.name, "pg_restore",
                                           "--exit-on-error", "-j", "2", "-d", "r_e", "/tmp/bench-directory"])
             row("e", "raw pg_restore -j 2 in the container, directory archive already there", seconds, rss, "e")
             subprocess.run(["docker", "exec", container.name, "rm", "-rf", "/tmp/bench-directory"], check=True)
             container.exec(["psql", "-X", "-q", "-c", "DROP DATABASE r_e"])
             in_container = dict(container=container.name, container_user="postgres")
+            settle()
             seconds, rss, result = module(restore_module, dict(in_container, backup=directory["path"],
                                                                target_database="r_f", jobs=2))
             row("f", "pg_restore module, directory archive (%.1f GB) into the container, jobs=2"
                 % (size_of(directory["path"]) / 1e9), seconds, rss, "e")
             container.exec(["psql", "-X", "-q", "-c", "DROP DATABASE r_f"])
+            settle()
             seconds, rss, result = module(restore_module, dict(in_container, backup=default["path"],
                                                                target_database="r_g"))
             row("g", "pg_restore module, default backup into the container (jobs=%d)" % result["jobs"], seconds, rss,
@@ -158,6 +172,7 @@ def main():
         container.remove()
         container = None
 
+        settle()
         seconds, rss, drill = module(os.path.join(modules, "restore_drill.py"), dict(
             backup=default["path"], database=DATABASE, drill_image=local_postgres_image(),
             log_dir=os.path.join(work, "drills")))

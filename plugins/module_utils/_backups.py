@@ -113,14 +113,22 @@ def stage_locally(storage, manifest, workdir):
     return local
 
 
-def checked_copy(storage, manifest, workdir, runner=None, what="the backup"):
+def checked_copy(storage, manifest, workdir, runner=None, what="the backup", seekable=None):
     """A local copy of the backup (the storage itself when it is local; else downloaded once into
     ``workdir``), verified against its manifest (sizes, sha256, full decompression; ``pg_restore --list``
-    with a ``runner`` that has it). Raises DamagedBackup before anything is touched."""
+    with a ``runner`` that has it). Raises DamagedBackup before anything is touched. A ``seekable``
+    (``_restore.SeekableArchive``) is filled in the same pass, and kept only when the backup checks out."""
     local = stage_locally(storage, manifest, workdir)
+    copy = seekable if seekable is not None and not seekable.in_place(local) and seekable.open() else None
     try:
-        verify_backup(local, manifest, runner)
-    except DumpError as exc:
-        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, exc), exc,
-                            local.location(manifest["file"]))
+        verify_backup(local, manifest, runner, copy)
+    except BaseException as exc:
+        if copy is not None:
+            copy.abort()
+        if isinstance(exc, DumpError):
+            raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, exc), exc,
+                                local.location(manifest["file"]))
+        raise
+    if copy is not None:
+        copy.close()  # a copy that could not be finished says so (no_room): the restore then streams
     return local

@@ -22,6 +22,8 @@ EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 # smaller than gzip -6 and leaves the CPU to pg_dump and the server on small machines (benchmarks/backup.py)
 LEVELS = {"zstd": (1, 19, 2), "gzip": (1, 9, 6)}
 MAGIC = {b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
+# Size of the pieces decompression returns (see Decompressor)
+OUTPUT_SIZE = 1024 * 1024
 
 
 class CompressionError(RunbookError):
@@ -106,7 +108,9 @@ class Decompressor:
     def __init__(self, compression):
         self.compression = compression
         if compression == "zstd":
-            self._obj = zstandard.ZstdDecompressor().decompressobj()
+            # output in 1 MiB pieces: the default (128 KiB) pieces, joined per call, made decompression of a
+            # backup 1.7x slower (2.5 s instead of 1.5 s for 1 GB, benchmarks/restore.py)
+            self._obj = zstandard.ZstdDecompressor().decompressobj(write_size=OUTPUT_SIZE)
         elif compression == "gzip":
             self._obj = zlib.decompressobj(31)
         else:

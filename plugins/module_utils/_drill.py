@@ -128,6 +128,7 @@ class ContainerTarget:
         self.name = "stackops-drill-%s" % secrets.token_hex(4)
         self.container = None
         self.network = None
+        self.runner = None
 
     def describe(self):
         return "container from %s" % self.image
@@ -158,7 +159,9 @@ class ContainerTarget:
             raise DrillSetupError("drill_image %s is not on this host and could not be pulled (%s); pull or build "
                                   "it first" % (self.image, getattr(exc, "explanation", None) or exc))
 
-    def start(self):
+    def launch(self):
+        """Start the container and return a runner in it; the server inside is still initialising (``ready``
+        waits for it), so a backup can be checked and copied in meanwhile."""
         self.remove_leftovers()
         self._ensure_image()
         labels = {LABEL: "true", EXPIRES_LABEL: str(int(time.time() + LEFTOVER_AFTER)), OWNER_LABEL: owner_token()}
@@ -176,7 +179,12 @@ class ContainerTarget:
                                       "that died were removed first, so a drill running now or another program "
                                       "holds it; choose another drill_port or leave it out" % (self.port, what))
             raise DrillSetupError("cannot start a container from %s: %s" % (self.image, what))
-        runner = ContainerRunner(self.client, self.container.id, env={"PGUSER": "postgres"})
+        self.runner = ContainerRunner(self.client, self.container.id, env={"PGUSER": "postgres"})
+        return self.runner
+
+    def ready(self):
+        """Wait for the server in the container and create the drill database in it; returns its name."""
+        runner = self.runner
         deadline = time.monotonic() + 120
         while True:
             # the image's init phase listens on the socket only; TCP answers once the real server is up
@@ -194,7 +202,7 @@ class ContainerTarget:
             admin.create(self.database)
         finally:
             admin.close()
-        return runner, self.database
+        return self.database
 
     def remove(self):
         if self.container is None:
@@ -233,9 +241,14 @@ class ScratchDatabaseTarget:
         where = self.params.get("container") or self.params.get("login_host") or "the local server"
         return "scratch database %s on %s" % (self.database, where)
 
-    def start(self):
+    def launch(self):
+        """A runner for the server's client programs."""
         self.context = ClientContext(self.params)
         self.runner = self.context.__enter__()
+        return self.runner
+
+    def ready(self):
+        """Create the scratch database (after removing those of drills that died); returns its name."""
         admin = Admin(self.runner)
         try:
             self._remove_leftovers(admin)
@@ -244,7 +257,7 @@ class ScratchDatabaseTarget:
                 ident(self.database), literal(OWNER_COMMENT + owner_token())))
         finally:
             admin.close()
-        return self.runner, self.database
+        return self.database
 
     def _remove_leftovers(self, admin):
         rows = admin.session.query(

@@ -71,8 +71,9 @@ class InflightCheck:
     those same bytes. Together: full decompression, checksum and pg_restore --list, without a second pass
     over the uncompressed data."""
 
-    def __init__(self, runner, fmt, compression):
+    def __init__(self, runner, fmt, compression, copy=None):
         self.fmt = fmt
+        self.copy = copy  # where the decompressed stream also goes (a restore's seekable copy), or None
         self.decompressor = Decompressor(compression)
         self.tail = b""
         # without a runner (no pg_restore at hand) a custom archive is checked by decompression and sha256
@@ -88,6 +89,8 @@ class InflightCheck:
         if not data:
             return
         self.tail = (self.tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
+        if self.copy is not None:
+            self.copy.write(data)
         if self.restore_list is not None:
             self.restore_list.write(data)
 
@@ -266,10 +269,11 @@ def count_table_data(toc_text):
     return sum(1 for line in toc_text.splitlines() if not line.startswith(";") and " TABLE DATA " in line)
 
 
-def verify_backup(storage, manifest, runner=None):
+def verify_backup(storage, manifest, runner=None, copy=None):
     """Read a backup back from its storage (local or S3) and prove it against its manifest: size and
     sha256 of every file, full decompression of a single-file backup, and with a ``runner`` that has
-    pg_restore, ``pg_restore --list`` of a custom archive. Raises DumpError naming what is wrong."""
+    pg_restore, ``pg_restore --list`` of a custom archive. The decompressed stream also goes to ``copy``
+    (``write``) when one is given, so a restore needs no second pass. Raises DumpError naming what is wrong."""
     location = storage.location(manifest["file"])
     if manifest["format"] == "directory":
         files = []
@@ -285,7 +289,7 @@ def verify_backup(storage, manifest, runner=None):
             raise DumpError("%s does not hold the files its manifest lists" % location)
         return dict(method="sha256 of every file")
     digest = hashlib.sha256()
-    check = InflightCheck(runner, manifest["format"], manifest["compression"])
+    check = InflightCheck(runner, manifest["format"], manifest["compression"], copy)
     size = 0
     try:
         for chunk in hashed(storage.open_chunks(manifest["file"]), digest):

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal
@@ -30,10 +33,24 @@ def default_jobs():
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=(), workdir=None):
+def restore_argument_spec():
+    """How a database backup is restored (doc fragment: restore): ``jobs``."""
+    return dict(jobs=dict(type="int"))
+
+
+def restore_options_error(params):
+    """What is wrong with the restore options of ``params`` (a message naming the option), or None."""
+    if params["jobs"] is not None and params["jobs"] < 1:
+        return "jobs=%s must be 1 or more (1 restores as one stream)" % params["jobs"]
+    return None
+
+
+def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=(), workdir=None,
+                 seekable=None):
     """Restore a backup into ``database`` (which exists and is empty); ``selection`` adds pg_restore options
     (sections, tables) for archives. Archives are restored with ``jobs`` parallel jobs; a compressed custom
-    archive is decompressed once into a seekable copy beside the restore for that (see ``SeekableArchive``).
+    archive needs a seekable copy for that: ``seekable``, made while the backup was checked (see
+    ``SeekableArchive`` and ``_backups.checked_copy``), or made here. The copy is removed afterwards.
     Returns how it restored: ``jobs`` (1 for one stream) and, when it could not run in parallel for want of
     room, a ``warning`` saying so."""
     fmt = manifest["format"]
@@ -48,8 +65,10 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
         rc, _out, err = runner.run(argv, input_chunks=chunks)
     elif fmt == "custom":
-        archive = SeekableArchive(runner, storage, manifest, workdir) if parallel else None
-        if archive and archive.make():
+        archive = None
+        if parallel:
+            archive = seekable if seekable is not None else SeekableArchive(runner, manifest, workdir)
+        if archive and archive.make(storage):
             argv = restore + parallel
             try:
                 rc, _out, err = runner.run(argv + [archive.path])
@@ -77,56 +96,155 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
     return how
 
 
+class WriteBehind:
+    """Writes in a thread of its own, so the disk (or the docker engine's socket) takes one piece while the
+    next is decompressed. ``write`` and ``close`` raise the OSError the thread met; at most ``depth`` pieces
+    wait in memory."""
+
+    def __init__(self, write, depth=8):
+        self._write = write
+        self._queue = queue.Queue(depth)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        for data in iter(self._queue.get, None):
+            if self._error is None:
+                try:
+                    self._write(data)
+                except OSError as exc:
+                    self._error = exc
+
+    def write(self, data):
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def close(self):
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class SeekableArchive:
     """A custom archive pg_restore can restore with parallel jobs. Each job seeks to its own tables, which a
     stream from stdin does not allow (restored that way, the default backup took 1.44x a parallel restore).
-    The backup is decompressed once into a plain file where pg_restore runs (a temporary directory on this
-    host, or the container's /tmp); an uncompressed local archive is used where it is. ``make()`` is False
-    when there is no room for the copy (it needs the manifest's uncompressed_size plus a margin): the
-    archive is then restored as one stream, as before."""
+    The backup is decompressed into a plain file where pg_restore runs (a temporary directory on this host,
+    or the container's /tmp): best while it is checked, in the same pass (``open``, ``write``, ``close``, fed
+    by ``_backups.checked_copy``), else by ``make``. An uncompressed local archive is used where it is.
+    Without room for the copy (the manifest's uncompressed_size plus a margin, or a disk that fills up while
+    it is written) ``no_room`` says so and the archive is restored as one stream, as before. ``remove`` is
+    safe to call whatever happened."""
 
-    def __init__(self, runner, storage, manifest, workdir):
-        self.runner, self.storage, self.manifest = runner, storage, manifest
+    def __init__(self, runner, manifest, workdir=None):
+        self.runner, self.manifest = runner, manifest
         self.workdir = workdir or tempfile.gettempdir()
         self.path = None
         self.no_room = None
+        self.ready = False
+        self._out = self._sink = None
         self._made = False
 
-    def make(self):
+    @staticmethod
+    def wanted(manifest, jobs):
+        """Whether a restore of ``manifest`` with ``jobs`` (None: the default) would use a copy."""
+        return manifest.get("format") == "custom" and (jobs or default_jobs()) > 1
+
+    def in_place(self, storage):
+        return (self.runner.kind == "host" and self.manifest["compression"] == "none"
+                and hasattr(storage, "directory"))
+
+    def open(self):
+        """Start a copy; False (``no_room`` says why, when that is the reason) when there is none to make."""
         manifest, runner = self.manifest, self.runner
-        if runner.kind == "host" and manifest["compression"] == "none" and hasattr(self.storage, "directory"):
-            self.path = self.storage.path(manifest["file"])
-            return True
         needed = manifest.get("uncompressed_size")
-        if not needed:
-            return False  # an older or imported manifest: the size of the copy is not known
-        chunks = decompressed_chunks(manifest["compression"], self.storage.open_chunks(manifest["file"]))
+        if self.ready or self.no_room or self._out is not None or not needed:
+            return False  # no size: an older or imported manifest, the room for the copy is not known
         if runner.kind == "container":
             self.path = "/tmp/stackops-restore-%s.dump" % manifest["name"]
             if self._container_free() < needed + SEEKABLE_MARGIN:
-                return self._without_room("/tmp of the container", needed)
+                return self._without_room()
             self._made = True
-            rc, _out, _err = runner.run(["sh", "-c", 'umask 077 && cat > "$1"', "sh", self.path], input_chunks=chunks)
-            if rc != 0:  # the container's /tmp filled up meanwhile, or is read-only: stream instead
-                self.remove()
-                return self._without_room("/tmp of the container", needed)
-            return True
-        if shutil.disk_usage(self.workdir).free < needed + SEEKABLE_MARGIN:
-            return self._without_room(self.workdir, needed)
-        self.path = os.path.join(self.workdir, "%s.seekable.dump" % manifest["name"])
-        self._made = True
-        try:
-            with open(self.path, "xb") as out:
-                os.fchmod(out.fileno(), 0o600)
-                for chunk in chunks:
-                    out.write(chunk)
-        except OSError:
-            # the room went while the copy was written (another writer on the filesystem): stream instead
-            self.remove()
-            return self._without_room(self.workdir, needed)
+            self._sink = runner.feed(["sh", "-c", 'umask 077 && cat > "$1"', "sh", self.path])
+        else:
+            if shutil.disk_usage(self.workdir).free < needed + SEEKABLE_MARGIN:
+                return self._without_room()
+            self.path = os.path.join(self.workdir, "%s.seekable.dump" % manifest["name"])
+            self._made = True
+            self._sink = open(self.path, "xb")
+            os.fchmod(self._sink.fileno(), 0o600)
+        self._out = WriteBehind(self._sink.write)
         return True
 
-    def _without_room(self, where, needed):
+    def write(self, data):
+        if self._out is None:
+            return
+        try:
+            self._out.write(data)
+        except OSError:
+            # the room went while the copy was written (another writer on the filesystem): stream instead
+            self.abort()
+            self._without_room()
+
+    def close(self):
+        """Finish the copy; True when it is complete and ready for pg_restore."""
+        if self._out is None:
+            return self.ready
+        try:
+            self._out.close()
+            self._out = None
+            if self.runner.kind == "container":
+                # a failed cat: the container's /tmp filled up meanwhile, or is read-only
+                self.ready = self._sink.finish()[0] == 0
+            else:
+                self._sink.close()
+                self.ready = True
+            self._sink = None
+        except OSError:
+            pass
+        if not self.ready:
+            self.abort()
+            self._without_room()
+        return self.ready
+
+    def make(self, storage):
+        """The copy, made now from ``storage`` unless it is ready; False when the restore must stream."""
+        if self.ready:
+            return True
+        if self.in_place(storage):
+            self.path, self.ready = storage.path(self.manifest["file"]), True
+            return True
+        if not self.open():
+            return False
+        try:
+            for chunk in decompressed_chunks(self.manifest["compression"], storage.open_chunks(self.manifest["file"])):
+                self.write(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        return self.close()
+
+    def abort(self):
+        """Drop a copy being written (the backup did not check out, or the room ran out)."""
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except OSError:
+                pass
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.finish() if self.runner.kind == "container" else sink.close()
+            except OSError:
+                pass
+        self.remove()
+
+    def _without_room(self):
+        where = self.workdir if self.runner.kind == "host" else "/tmp of the container"
+        needed = self.manifest.get("uncompressed_size") or 0
         self.no_room = ("%s had no room for a seekable copy of %s (%d MB): it was restored as one stream, without "
                         "parallel jobs. Point TMPDIR at a filesystem with room for a faster restore"
                         % (where, self.manifest["name"], (needed + SEEKABLE_MARGIN) // 1000000))
@@ -140,10 +258,15 @@ class SeekableArchive:
             return 0
 
     def remove(self):
+        self.ready = False
         if not self._made:
             return
+        self._made = False
         if self.runner.kind == "container":
-            self.runner.run(["rm", "-f", self.path])
+            try:
+                self.runner.run(["rm", "-f", self.path])
+            except RunbookError:
+                pass  # the container is gone (a drill's throwaway one, removed), and the copy with it
         else:
             try:
                 os.unlink(self.path)

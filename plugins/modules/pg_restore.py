@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - stackops.runbook.docker
   - stackops.runbook.storage
   - stackops.runbook.backup_source
+  - stackops.runbook.restore
   - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
   check_mode:
@@ -70,15 +71,6 @@ options:
         then fails (they own nothing yet).
     type: bool
     default: false
-  jobs:
-    description:
-      - Parallel restore jobs for custom and directory archives (plain SQL is one stream).
-      - Defaults to the number of CPUs of the host the module runs on, at most 4. C(1) restores as one stream.
-      - A compressed custom archive (the default backup) is decompressed once into a temporary file beside the
-        restore (this host's temporary directory, or C(/tmp) of the container) so the jobs can seek in it; it
-        needs room for the manifest's C(uncompressed_size). Without that room it is restored as one stream, and
-        the file is removed when the restore ends.
-    type: int
   no_owner:
     description: Skip ownership and privileges (C(--no-owner --no-privileges)), for a server without the original roles.
     type: bool
@@ -202,12 +194,15 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
+    SeekableArchive,
     archive_names,
     archive_tables,
     compare_counts,
     missing_tables,
+    restore_argument_spec,
     restore_globals,
     restore_into,
+    restore_options_error,
     restore_tables,
     row_counts,
 )
@@ -226,13 +221,13 @@ TABLES_SUFFIX = "__tables"  # the backup's rows of the tables, on their way into
 def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(backup_source_argument_spec())
+    spec.update(restore_argument_spec())
     spec.update(
         database=dict(type="str"),
         target_database=dict(type="str", required=True),
         confirm=dict(type="str"),
         terminate_connections=dict(type="bool", default=False),
         tables=dict(type="list", elements="str"),
-        jobs=dict(type="int"),
         no_owner=dict(type="bool", default=False),
         restore_globals=dict(type="bool", default=False),
     )
@@ -245,8 +240,8 @@ def validate(module):
         if p[key] is not None and (not mf.is_safe_name(p[key]) or len(p[key]) > 63 - len(SCRATCH_SUFFIX)):
             module.fail_json(msg="%s=%r cannot be used: letters, digits, '_', '.' and '-' only, without '..', at most %d characters"
                                  % (key, p[key], 63 - len(SCRATCH_SUFFIX)))
-    if p["jobs"] is not None and p["jobs"] < 1:
-        module.fail_json(msg="jobs=%s must be 1 or more" % p["jobs"])
+    if restore_options_error(p):
+        module.fail_json(msg=restore_options_error(p))
     require_libraries(module, zstandard=True, docker=bool(p["container"]), boto3=bool(p["s3"]))
 
 
@@ -275,7 +270,18 @@ class Restore:
         if p["tables"] and manifest["format"] == "plain":
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])
-        local = checked_copy(storage, manifest, workdir, self.runner)
+        # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked
+        self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
+            not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
+        try:
+            local = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable)
+            return self._restore_checked(local, manifest, target)
+        finally:
+            if self.seekable is not None:
+                self.seekable.remove()
+
+    def _restore_checked(self, local, manifest, target):
+        p = self.p
         if p["tables"]:
             in_archive = archive_tables(self.runner, local, manifest)
             missing = missing_tables(p["tables"], in_archive)
@@ -361,7 +367,7 @@ class Restore:
         self.result["owner"] = owner or self.p["login_user"]
         try:
             how = restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"],
-                               workdir=self.workdir)
+                               workdir=self.workdir, seekable=self.seekable)
             self.result["jobs"] = how["jobs"]
             if how.get("warning"):
                 self.module.warn(how["warning"])

@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - stackops.runbook.docker
   - stackops.runbook.storage
   - stackops.runbook.backup_source
+  - stackops.runbook.restore
   - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
   check_mode:
@@ -112,15 +113,6 @@ options:
   rto_seconds:
     description: The recovery time objective in seconds; a restore slower than this fails the drill.
     type: float
-  jobs:
-    description:
-      - Parallel restore jobs for custom and directory archives (plain SQL is one stream).
-      - Defaults to the number of CPUs of the host the module runs on, at most 4. C(1) restores as one stream.
-      - A compressed custom archive (the default backup) is decompressed once into a temporary file beside the
-        restore (this host's temporary directory, or C(/tmp) of the container) so the jobs can seek in it; it
-        needs room for the manifest's C(uncompressed_size). Without that room it is restored as one stream, and
-        the file is removed when the restore ends.
-    type: int
   log_dir:
     description: Directory of the drill logs (markdown and JSON) and of C(history.jsonl).
     type: path
@@ -252,7 +244,14 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     open_storage,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import restore_globals, restore_into, row_counts
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    SeekableArchive,
+    restore_argument_spec,
+    restore_globals,
+    restore_into,
+    restore_options_error,
+    row_counts,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
@@ -263,6 +262,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._postgres import 
 def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(backup_source_argument_spec())
+    spec.update(restore_argument_spec())
     spec.update(
         database=dict(type="str", required=True),
         drill_image=dict(type="str"),
@@ -272,7 +272,6 @@ def argument_spec():
         compare_source=dict(type="dict", options=dict(postgres_common_argument_spec(),
                                                       database=dict(type="str", required=True))),
         rto_seconds=dict(type="float"),
-        jobs=dict(type="int"),
         log_dir=dict(type="path", required=True),
         performed_by=dict(type="str"),
         restore_globals=dict(type="bool", default=False),
@@ -286,9 +285,10 @@ def validate(module):
     if not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only, without '..'"
                              % p["database"])
-    for key in ("jobs", "drill_port"):
-        if p[key] is not None and p[key] < 1:
-            module.fail_json(msg="%s=%s must be 1 or more" % (key, p[key]))
+    if restore_options_error(p):
+        module.fail_json(msg=restore_options_error(p))
+    if p["drill_port"] is not None and p["drill_port"] < 1:
+        module.fail_json(msg="drill_port=%s must be 1 or more" % p["drill_port"])
     if p["rto_seconds"] is not None and p["rto_seconds"] <= 0:
         module.fail_json(msg="rto_seconds=%s must be above 0" % p["rto_seconds"])
     for table, minimum in (p["critical_tables"] or {}).items():
@@ -335,23 +335,29 @@ def run_drill(module, report):
     manifest = find_backup(storage, p["backup"], p["database"])
     report.update(backup=manifest["name"], manifest=manifest, location=storage.location(manifest["file"]))
     workdir = tempfile.mkdtemp(prefix="stackops-drill-")
-    target = None
+    target = seekable = None
     try:
+        if not module.check_mode:
+            if p["drill_image"]:
+                image = image_for_backup(p["drill_image"], manifest)
+                report["image"] = image
+                target = ContainerTarget(image, p["drill_port"], p["docker_host"])
+            else:
+                target = ScratchDatabaseTarget(p, manifest.get("database"))
+            # the backup is checked - and copied where pg_restore runs, for a parallel restore - while the
+            # throwaway server initialises
+            runner = target.launch()
+            if SeekableArchive.wanted(manifest, p["jobs"]):
+                seekable = SeekableArchive(runner, manifest, workdir)
         try:
-            local = checked_copy(storage, manifest, workdir)
+            local = checked_copy(storage, manifest, workdir, seekable=seekable)
         except DamagedBackup as exc:
             report["failures"].append(dict(kind=damage_kind(manifest, exc.copy), message=str(exc.cause)))
             return
         if module.check_mode:
             return
-        if p["drill_image"]:
-            image = image_for_backup(p["drill_image"], manifest)
-            report["image"] = image
-            target = ContainerTarget(image, p["drill_port"], p["docker_host"])
-        else:
-            target = ScratchDatabaseTarget(p, manifest.get("database"))
         report["target"] = target.describe()
-        runner, database = target.start()
+        database = target.ready()
         started = time.monotonic()
         try:
             if p["restore_globals"]:
@@ -359,7 +365,7 @@ def run_drill(module, report):
                 report["globals"] = restore_globals(runner, roles, roles_manifest, dict(backup=roles_manifest["name"]))
             # with the roles in place the owners and grants are restored too, and so graded
             how = restore_into(runner, local, manifest, database, p["jobs"], no_owner=not p["restore_globals"],
-                               workdir=workdir)
+                               workdir=workdir, seekable=seekable)
             report["jobs"] = how["jobs"]
             if how.get("warning"):
                 module.warn(how["warning"])
@@ -372,6 +378,8 @@ def run_drill(module, report):
         report["failures"] += grade(runner, database, manifest, report, p["critical_tables"], p["spot_checks"],
                                     compare, p["rto_seconds"])
     finally:
+        if seekable is not None:
+            seekable.remove()
         if target is not None:
             target.remove()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,20 @@
+# Copyright: (c) 2026, stackops.runbook contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # How a database backup is restored: shared by the modules that restore one (pg_restore, restore_drill).
+    DOCUMENTATION = r"""
+options:
+  jobs:
+    description:
+      - Parallel restore jobs for custom and directory archives (plain SQL is one stream).
+      - Defaults to the number of CPUs of the host the module runs on, at most 4. C(1) restores as one stream.
+      - A compressed custom archive (the default backup) is decompressed into a temporary file beside the
+        restore (this host's temporary directory, or C(/tmp) of the container) so the jobs can seek in it, in the
+        same pass that checks the backup; it needs room for the manifest's C(uncompressed_size). Without that room
+        it is restored as one stream, with a warning. The file is removed when the restore ends.
+    type: int
+"""
