@@ -24,9 +24,6 @@ options:
   env_file:
     description: The project's env file; default C(.env) in O(project_src).
     type: path
-  ledger_path:
-    description: The release ledger (JSON lines); default C(/var/lib/stackops-runbook/releases/PROJECT.jsonl).
-    type: path
 requirements:
   - docker compose (v2) or docker-compose (v1) on the managed host.
   - The Python docker SDK (C(docker)) and PyYAML.

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_sdk
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
@@ -31,7 +31,6 @@ def compose_argument_spec():
         files=dict(type="list", elements="path"),
         project_name=dict(type="str"),
         env_file=dict(type="path"),
-        ledger_path=dict(type="path"),
     )
     spec.update(docker_argument_spec())
     return spec
@@ -94,9 +93,11 @@ def env_file_text(lines, updates):
 class ComposeProject:
     """One compose project: its files, env file and name, and the docker engine it runs on."""
 
-    def __init__(self, module, client, project_dir, files=None, project_name=None, env_file=None):
+    def __init__(self, module, client, project_dir, files=None, project_name=None, env_file=None, docker_host=None):
         self.module = module
         self.client = client
+        # the compose CLI talks to the engine the SDK client does
+        self.environ = {"DOCKER_HOST": docker_host} if docker_host else {}
         self.project_dir = os.path.abspath(project_dir)
         if not os.path.isdir(self.project_dir):
             raise ComposeError("project_src %s is not a directory: give the folder of the compose project"
@@ -132,8 +133,13 @@ class ComposeProject:
             argv += ["--env-file", env_file or self.env_file]
         return argv + list(args)
 
-    def run(self, args, env_file=None, extra_files=(), what=None):
-        rc, out, err = self.module.run_command(self.argv(args, env_file, extra_files), cwd=self.project_dir)
+    def run(self, args, env_file=None, extra_files=(), what=None, environ=None, check=True):
+        """compose's stdout; with ``check=False`` (exit code, stdout, stderr). ``environ`` adds variables to
+        compose's environment (for interpolation, and for ``run -e NAME`` to pass on)."""
+        rc, out, err = self.module.run_command(self.argv(args, env_file, extra_files), cwd=self.project_dir,
+                                               environ_update=dict(self.environ, **(environ or {})))
+        if not check:
+            return rc, out, err
         if rc != 0:
             what = what or " ".join(self.command[-1:] + list(args[:1]))
             raise ComposeError("%s failed (rc=%s): %s" % (what, rc, (err or out).strip()[-2000:]))
@@ -172,10 +178,8 @@ class ComposeProject:
         """The image id (``sha256:...``) of a reference present on the engine, or None."""
         try:
             return self.client.images.get(reference).id
-        except Exception as exc:  # pylint: disable=broad-except
-            if type(exc).__name__ in ("ImageNotFound", "NotFound"):
-                return None
-            raise
+        except docker_sdk().errors.NotFound:  # ImageNotFound is one
+            return None
 
     def write_env(self, updates):
         """Set ``updates`` in the env file (created 0600 when missing, mode kept otherwise)."""

@@ -19,6 +19,7 @@ import time
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_sdk
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
@@ -219,13 +220,12 @@ class Deployer:
         for container in containers:
             try:
                 container.stop(timeout=self.params["stop_timeout"])
-            except Exception:  # pylint: disable=broad-except
+            except docker_sdk().errors.APIError:
                 pass  # already stopped or gone: removing it is what matters
             try:
                 container.remove(force=True)
-            except Exception as exc:  # pylint: disable=broad-except
-                if type(exc).__name__ != "NotFound":
-                    raise
+            except docker_sdk().errors.NotFound:
+                pass
 
     def switch(self, release, monitor):
         """Start ``release`` and make it the one serving, then watch it for ``monitor`` seconds. Returns the

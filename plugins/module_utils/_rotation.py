@@ -124,7 +124,7 @@ class Rotation:
         if not self.p["restart_services"]:
             return None
         project = ComposeProject(self.module, docker_client(self.p["docker_host"]), self.p["project_src"],
-                                 project_name=self.p["project_name"])
+                                 project_name=self.p["project_name"], docker_host=self.p["docker_host"])
         project.run(["up", "-d", "--no-deps"] + self.p["restart_services"], what="recreating the services")
         if not self.p["health_checks"]:
             return None

@@ -150,6 +150,9 @@ options:
   actor:
     description: Who deploys, for the ledger (the roles pass the AWX or Semaphore user). Default the login name.
     type: str
+  ledger_path:
+    description: The release ledger (JSON lines); default C(/var/lib/stackops-runbook/releases/PROJECT.jsonl).
+    type: path
 seealso:
   - module: stackops.runbook.health_probe
   - module: stackops.runbook.migration_guard
@@ -546,6 +549,7 @@ def main():
         stop_timeout=dict(type="int", default=10),
         lock_timeout=dict(type="int", default=0),
         actor=dict(type="str"),
+        ledger_path=dict(type="path"),
     )
     module = RunbookModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ("version", "services"))])
@@ -557,7 +561,7 @@ def main():
     try:
         validate(p)
         project = ComposeProject(module, docker_client(p["docker_host"]), p["project_src"], p["files"],
-                                 p["project_name"], p["env_file"])
+                                 p["project_name"], p["env_file"], p["docker_host"])
         defined = project.services()
         unknown = [s for s in (p["services"] or []) + list(p["images"]) if s not in defined]
         if unknown:
