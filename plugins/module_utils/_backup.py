@@ -80,19 +80,19 @@ def plan(local, writer, params, now):
     """Check mode: where the backup would go and what retention would remove with it counted."""
     name = mf.backup_name(writer.label, now)
     path = local.path(writer.file_name(name))
-    future = []
+    future, retained = [], []
     pruned = apply_retention(local, writer.label, writer.kind, params, True,
-                             BackupEntry(name, now, {"verified": True}, path), future=future)
+                             BackupEntry(name, now, {"verified": True}, path), future=future, retained=retained)
     return dict(changed=True, path=path, manifest_path=local.path(mf.manifest_file_name(name)), pruned=pruned,
-                removed_partials=[], future_backups=future)
+                retained=retained, removed_partials=[], future_backups=future)
 
 
 def run(writer, params, now=None):
-    """Make one backup with ``writer`` into ``params['dest']`` (and ``params['s3']``), applying ``keep_days``
-    and ``keep_last``; returns the module's result. Raises BackupError subclasses (nothing kept),
+    """Make one backup with ``writer`` into ``params['dest']`` (and ``params['s3']``), applying the retention
+    options (``_storage.RETENTION_OPTIONS``); returns the module's result. Raises BackupError subclasses (nothing kept),
     KeptBackupError (the backup is kept) or the writer's errors."""
     local = LocalStorage(params["dest"])
-    result = dict(changed=False, removed_partials=[], pruned=[], future_backups=[])
+    result = dict(changed=False, removed_partials=[], pruned=[], retained=[], future_backups=[])
     local.ensure()
     with local.lock(params["lock_timeout"]):
         name, started = local.claim_name(writer.label, now or _now(), writer.file_name)
@@ -112,7 +112,7 @@ def run(writer, params, now=None):
                       manifest=manifest, sha256=manifest["sha256"], size=manifest["size"])
         try:
             result["pruned"] += apply_retention(local, writer.label, writer.kind, params, False, current=name,
-                                                future=result["future_backups"])
+                                                future=result["future_backups"], retained=result["retained"])
         except StorageError as exc:
             raise KeptBackupError("retention failed: %s" % exc, result)
     if params.get("s3"):

@@ -103,53 +103,108 @@ def future_dated(entries, now=None):
             for e in entries if in_future(e, now)]
 
 
-def select_for_pruning(entries, keep_days=None, keep_last=None, now=None, keep=()):
-    """The backups that retention removes, each with the reason.
+RETENTION_OPTIONS = ("keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly")
 
-    A backup is kept while it is among the ``keep_last`` newest *or* younger than ``keep_days``; with
-    only one of the two set, only that one counts; with neither, nothing is removed. The newest
-    verified backup is always kept, whatever its age, and so are the backups named in ``keep`` (the one
-    this run made). Backups dated in the future are never counted as newer and never removed.
-    """
-    if keep_days is None and keep_last is None:
-        return []
+# keep_daily, keep_weekly, keep_monthly: the unit each counts and the bucket (in UTC, as backup names are) of a time
+PERIODS = (
+    ("keep_daily", "day", lambda when: when.strftime("%Y-%m-%d")),
+    ("keep_weekly", "week", lambda when: "%d-W%02d" % when.isocalendar()[:2]),
+    ("keep_monthly", "month", lambda when: when.strftime("%Y-%m")),
+)
+
+
+def retention_argument_spec():
+    """The retention options of every backup kind (doc fragment: retention)."""
+    return {key: dict(type="int") for key in RETENTION_OPTIONS}
+
+
+def retention_error(params):
+    """What is wrong with the retention options of ``params`` (a message naming the option), or None."""
+    for key in RETENTION_OPTIONS:
+        if params.get(key) is not None and params[key] < 0:
+            return "%s=%s cannot be negative" % (key, params[key])
+    return None
+
+
+def retention_plan(entries, rules, now=None, keep=()):
+    """What retention does with ``entries``: ``(kept, pruned)``, ``kept`` a list of (entry, [what keeps it]),
+    ``pruned`` a list of (entry, why it goes), both newest first.
+
+    ``rules`` holds the RETENTION_OPTIONS (None: not set). A backup stays while any rule keeps it:
+    ``keep_last`` (the N newest), ``keep_days`` (younger than N days), and the grandfather-father-son rules
+    ``keep_daily``, ``keep_weekly``, ``keep_monthly`` (the newest backup of each of the N newest days, ISO weeks
+    and months that have backups, in UTC). With no rule set nothing is removed. The newest verified backup
+    always stays, whatever its age, and so do the backups named in ``keep`` (the one this run made). Backups
+    dated in the future are never counted as newer and never removed (nor listed)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     ordered = sorted((e for e in entries if not in_future(e, now)), key=lambda e: e.when, reverse=True)
+    if all(rules.get(key) is None for key in RETENTION_OPTIONS):
+        return [(e, ["no retention set"]) for e in ordered], []
     newest_verified = next((e for e in ordered if e.verified), None)
-    pruned = []
+    why = {id(e): [] for e in ordered}
     for index, entry in enumerate(ordered):
-        if entry is newest_verified or entry.name in keep:
-            continue
-        if keep_last is not None and index < keep_last:
-            continue
-        age = now - entry.when
-        if keep_days is not None and age < datetime.timedelta(days=keep_days):
-            continue
-        reasons = []
-        if keep_days is not None:
-            reasons.append("older than %d days (%.1f days)" % (keep_days, age.total_seconds() / 86400))
-        if keep_last is not None:
-            reasons.append("not among the newest %d" % keep_last)
-        pruned.append((entry, " and ".join(reasons)))
-    return pruned
+        if entry is newest_verified:
+            why[id(entry)].append("the newest verified backup")
+        if entry.name in keep:
+            why[id(entry)].append("made by this run")
+        if rules.get("keep_last") is not None and index < rules["keep_last"]:
+            why[id(entry)].append("keep_last: among the newest %d" % rules["keep_last"])
+        if rules.get("keep_days") is not None and now - entry.when < datetime.timedelta(days=rules["keep_days"]):
+            why[id(entry)].append("keep_days: younger than %d days" % rules["keep_days"])
+    for rule, unit, bucket in PERIODS:
+        wanted = rules.get(rule)
+        seen = []
+        for entry in ordered if wanted else ():
+            period = bucket(entry.when)
+            if period in seen:
+                continue
+            if len(seen) == wanted:
+                break
+            seen.append(period)
+            why[id(entry)].append("%s: the newest of %s %s" % (rule, unit, period))
+    kept = [(e, why[id(e)]) for e in ordered if why[id(e)]]
+    pruned = [(e, _prune_reason(e, rules, now)) for e in ordered if not why[id(e)]]
+    return kept, pruned
 
 
-def apply_retention(storage, label, kind, params, check_mode, new_entry=None, current=None, future=None):
+def _prune_reason(entry, rules, now):
+    reasons = []
+    if rules.get("keep_days") is not None:
+        reasons.append("older than %d days (%.1f days)" % (rules["keep_days"], (now - entry.when).total_seconds() / 86400))
+    if rules.get("keep_last") is not None:
+        reasons.append("not among the newest %d" % rules["keep_last"])
+    for rule, unit, _bucket in PERIODS:
+        if rules.get(rule) is not None:
+            reasons.append("not the newest of one of the %d newest %ss" % (rules[rule], unit))
+    return " and ".join(reasons)
+
+
+def select_for_pruning(entries, keep_days=None, keep_last=None, now=None, keep=(), **periods):
+    """The backups that retention removes, each with the reason (see ``retention_plan``)."""
+    return retention_plan(entries, dict(periods, keep_days=keep_days, keep_last=keep_last), now, keep)[1]
+
+
+def apply_retention(storage, label, kind, params, check_mode, new_entry=None, current=None, future=None,
+                    retained=None):
     """Remove (in check mode, only list) the backups of ``label`` and ``kind`` that retention lets go of
-    (``params`` holds keep_days and keep_last). ``new_entry`` counts a backup check mode would make;
+    (``params`` holds the RETENTION_OPTIONS). ``new_entry`` counts a backup check mode would make;
     ``current`` names the backup this run made, which is never removed; backups dated in the future are
-    appended to the list ``future`` (when given) instead."""
+    appended to the list ``future`` (when given) instead; ``retained`` (a list, when given) is filled with
+    the backups that stay and what keeps each."""
     entries = storage.list_backups(label, kind)
     if new_entry is not None:
         entries.append(new_entry)
     if future is not None:
         future.extend(f for f in future_dated(entries) if f["name"] not in {x["name"] for x in future})
     keep = {e.name for e in (new_entry,) if e is not None} | ({current} if current else set())
+    kept, going = retention_plan(entries, params, keep=keep)
     pruned = []
-    for entry, reason in select_for_pruning(entries, params["keep_days"], params["keep_last"], keep=keep):
+    for entry, reason in going:
         if not check_mode:
             storage.remove(entry)
         pruned.append(dict(name=entry.name, location=entry.location, reason=reason))
+    if retained is not None:
+        retained[:] = [dict(name=e.name, location=e.location, kept_by=reasons) for e, reasons in kept]
     return pruned
 
 

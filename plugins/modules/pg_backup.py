@@ -14,7 +14,7 @@ description:
     sha256 into C(NAME.partial), which gets its final name only once it is complete, on disk and verified.
   - Writes a JSON manifest beside every backup (database, versions, format, compression, size, sha256,
     timing, per-table row counts taken in the dump's own snapshot).
-  - Applies retention (O(keep_days) and O(keep_last)) to the backups it made itself, and copies the backup
+  - Applies retention (O(keep_days), O(keep_last), O(keep_daily), O(keep_weekly), O(keep_monthly)) to the backups it made itself, and copies the backup
     with its manifest to S3-compatible storage, with retention there too.
   - A lock per destination keeps two runs from interleaving.
 requirements:
@@ -22,6 +22,7 @@ requirements:
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
+  - stackops.runbook.retention
   - stackops.runbook.postgres
   - stackops.runbook.container
   - stackops.runbook.docker
@@ -98,15 +99,6 @@ options:
       - Only C(none) applies to O(all_databases) and O(globals_only).
     type: str
     choices: [exact, estimate, none]
-  keep_days:
-    description:
-      - Retention by age. A backup is kept while it is younger than this many days, or among the O(keep_last) newest.
-      - With neither O(keep_days) nor O(keep_last), nothing is removed. The newest verified backup is never removed,
-        and only backups this module wrote (its naming and manifest) are ever touched.
-    type: int
-  keep_last:
-    description: Retention by count. The newest this many backups of the same database are kept whatever their age.
-    type: int
   verify:
     description:
       - Read the backup back before it gets its final name, checking its sha256, decompressing it fully, and looking for
@@ -228,6 +220,12 @@ pruned:
   type: list
   elements: dict
   sample: [{"name": "app_20261101T030000Z", "location": "/var/backups/postgres/app_20261101T030000Z.dump.zst", "reason": "older than 7 days (21.0 days)"}]
+retained:
+  description: The local backups that stay after retention (in check mode, would stay), newest first, and what keeps each.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261122T030000Z", "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst", "kept_by": ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]}]
 removed_partials:
   description: Leftovers of earlier runs that died (C(*.partial)), removed under the lock.
   returned: always
@@ -249,11 +247,17 @@ from ansible_collections.stackops.runbook.plugins.module_utils._postgres import 
     ClientContext,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage, s3_argument_spec
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
+    LocalStorage,
+    retention_argument_spec,
+    retention_error,
+    s3_argument_spec,
+)
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
+    spec.update(retention_argument_spec())
     spec.update(
         database=dict(type="str"),
         all_databases=dict(type="bool", default=False),
@@ -265,8 +269,6 @@ def argument_spec():
         jobs=dict(type="int"),
         row_counts=dict(type="str", choices=["exact", "estimate", "none"]),
         content=dict(type="str", choices=["full", "schema", "data"], default="full"),
-        keep_days=dict(type="int"),
-        keep_last=dict(type="int"),
         verify=dict(type="bool", default=True),
         lock_timeout=dict(type="int", default=0),
         tag=dict(type="str"),
@@ -305,9 +307,10 @@ def validate(module):
         problem = check_level("zstd" if p["format"] != "directory" else "gzip", p["compression_level"])
         if problem:
             module.fail_json(msg=problem + " (set compression to say which one)")
-    for key in ("keep_days", "keep_last", "lock_timeout"):
-        if p[key] is not None and p[key] < 0:
-            module.fail_json(msg="%s=%s cannot be negative" % (key, p[key]))
+    if retention_error(p):
+        module.fail_json(msg=retention_error(p))
+    if p["lock_timeout"] < 0:
+        module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     if p["content"] != "full" and not p["database"]:
         module.fail_json(msg="content=%s applies to one database: set database, or leave content out with "
                              "all_databases and globals_only" % p["content"])

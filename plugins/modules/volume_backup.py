@@ -15,7 +15,7 @@ description:
     engine streams its tar; it is compressed, hashed and written to C(NAME.partial), synced, verified (full
     decompression, the tar read to its end-of-archive marker, the file read back) and only then renamed, with
     a manifest beside it.
-  - Retention (O(keep_days), O(keep_last)) and the offsite copy (O(s3)) work as in pg_backup; a failed backup
+  - Retention (O(keep_days), O(keep_last), O(keep_daily), O(keep_weekly), O(keep_monthly)) and the offsite copy (O(s3)) work as in pg_backup; a failed backup
     leaves the earlier ones untouched.
 requirements:
   - The Python docker SDK (C(docker))
@@ -23,6 +23,7 @@ requirements:
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
+  - stackops.runbook.retention
   - stackops.runbook.storage
   - stackops.runbook.docker
   - stackops.runbook._attributes.actiongroup_docker_storage
@@ -55,12 +56,6 @@ options:
       - Image of the helper container that mounts the volume. It is never started, so any image works.
       - Default is the image of a container that uses the volume, so nothing is pulled.
     type: str
-  keep_days:
-    description: Keep backups of this volume younger than this many days.
-    type: int
-  keep_last:
-    description: Keep at least this many newest backups of this volume.
-    type: int
   lock_timeout:
     description: Seconds to wait for another backup into O(dest) to finish.
     type: int
@@ -124,6 +119,12 @@ pruned:
   type: list
   elements: dict
   sample: [{"name": "myapp_uploads_20261110T030000Z", "reason": "older than 7 days and not among the last 3"}]
+retained:
+  description: The local backups that stay after retention (in check mode, would stay), newest first, and what keeps each.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261122T030000Z", "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst", "kept_by": ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]}]
 s3_uri:
   description: Where the offsite copy went.
   returned: when s3 is set and not check mode
@@ -140,7 +141,12 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import VolumeWriter, get_volume, image_for
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import check_level, default_level
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage, s3_argument_spec
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
+    LocalStorage,
+    retention_argument_spec,
+    retention_error,
+    s3_argument_spec,
+)
 
 
 def validate(module):
@@ -150,9 +156,10 @@ def validate(module):
     problem = check_level(p["compression"], p["compression_level"])
     if problem:
         module.fail_json(msg=problem)
-    for key in ("keep_days", "keep_last", "lock_timeout"):
-        if p[key] is not None and p[key] < 0:
-            module.fail_json(msg="%s=%s cannot be negative" % (key, p[key]))
+    if retention_error(p):
+        module.fail_json(msg=retention_error(p))
+    if p["lock_timeout"] < 0:
+        module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     require_libraries(module, docker=True, zstandard=p["compression"] == "zstd", boto3=bool(p["s3"]))
 
 
@@ -160,8 +167,9 @@ def main():
     spec = docker_argument_spec()
     spec.update(volume=dict(type="str", required=True), dest=dict(type="path", required=True),
                 compression=dict(type="str", default="gzip", choices=["gzip", "zstd", "none"]),
-                compression_level=dict(type="int"), helper_image=dict(type="str"), keep_days=dict(type="int"),
-                keep_last=dict(type="int"), lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
+                compression_level=dict(type="int"), helper_image=dict(type="str"),
+                lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
+    spec.update(retention_argument_spec())
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     validate(module)
     p = module.params

@@ -1,6 +1,7 @@
 """Faults: each ends with a clear failure (or the right success), no partial file that looks
 complete, older backups untouched and the lock released."""
 
+import datetime
 import fcntl
 import json
 import os
@@ -194,6 +195,26 @@ def test_only_expired_backups_are_pruned_after_a_new_one_succeeds(host_pg, dest)
     left = sorted(n for n in os.listdir(dest) if n != LOCK_FILE)
     assert left == sorted(["globals_20200101T000000Z.sql.zst", "notes.txt", os.path.basename(result["path"]),
                            os.path.basename(result["manifest_path"])])
+
+
+def test_grandfather_father_son_keeps_the_newest_of_each_month_and_says_why(host_pg, dest):
+    # backups of the 20th and the 10th of last month and of the 15th of the month before: last month's newest is
+    # the 20th's, so the 10th's goes
+    today = datetime.datetime.now(datetime.timezone.utc)
+    last_month = (today.replace(day=1) - datetime.timedelta(days=1)).replace(day=20)
+    month_before = (last_month.replace(day=1) - datetime.timedelta(days=1)).replace(day=15)
+    dates = (last_month, last_month.replace(day=10), month_before)
+    old = expired_backups(host_pg.connection(), dest, ages=[(today - d).days for d in dates])
+    args = dict(host_pg.connection(), globals_only=True, dest=dest, keep_days=7, keep_monthly=3)
+    plan = run_module("pg_backup", args, check_mode=True)
+    assert not plan.get("failed"), plan.get("msg")
+    assert [p["name"] for p in plan["pruned"]] == [old[1]]
+    assert "not the newest of one of the 3 newest months" in plan["pruned"][0]["reason"]
+    kept_by = {r["name"]: r["kept_by"] for r in plan["retained"]}
+    assert set(kept_by) == {os.path.basename(plan["path"]).split(".")[0], old[0], old[2]}
+    assert any(why.startswith("keep_monthly: the newest of month") for why in kept_by[old[2]])
+    result = run_module("pg_backup", args)
+    assert [p["name"] for p in result["pruned"]] == [old[1]] and len(result["retained"]) == 3
 
 
 def test_a_failed_run_prunes_nothing_even_when_every_backup_is_expired(host_pg, dest):
