@@ -225,7 +225,10 @@ retained:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20261122T030000Z", "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst", "kept_by": ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]}]
+  sample:
+    - name: app_20261122T030000Z
+      location: /var/backups/postgres/app_20261122T030000Z.dump.zst
+      kept_by: ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]
 removed_partials:
   description: Leftovers of earlier runs that died (C(*.partial)), removed under the lock.
   returned: always

@@ -124,7 +124,10 @@ retained:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "app_20261122T030000Z", "location": "/var/backups/postgres/app_20261122T030000Z.dump.zst", "kept_by": ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]}]
+  sample:
+    - name: app_20261122T030000Z
+      location: /var/backups/postgres/app_20261122T030000Z.dump.zst
+      kept_by: ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]
 s3_uri:
   description: Where the offsite copy went.
   returned: when s3 is set and not check mode
