@@ -179,11 +179,6 @@ def _prune_reason(entry, rules, now):
     return " and ".join(reasons)
 
 
-def select_for_pruning(entries, keep_days=None, keep_last=None, now=None, keep=(), **periods):
-    """The backups that retention removes, each with the reason (see ``retention_plan``)."""
-    return retention_plan(entries, dict(periods, keep_days=keep_days, keep_last=keep_last), now, keep)[1]
-
-
 def apply_retention(storage, label, kind, params, check_mode, new_entry=None, current=None, future=None,
                     retained=None):
     """Remove (in check mode, only list) the backups of ``label`` and ``kind`` that retention lets go of

@@ -310,8 +310,9 @@ def validate(module):
         problem = check_level("zstd" if p["format"] != "directory" else "gzip", p["compression_level"])
         if problem:
             module.fail_json(msg=problem + " (set compression to say which one)")
-    if retention_error(p):
-        module.fail_json(msg=retention_error(p))
+    problem = retention_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:
         module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     if p["content"] != "full" and not p["database"]:

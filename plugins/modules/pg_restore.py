@@ -240,8 +240,9 @@ def validate(module):
         if p[key] is not None and (not mf.is_safe_name(p[key]) or len(p[key]) > 63 - len(SCRATCH_SUFFIX)):
             module.fail_json(msg="%s=%r cannot be used: letters, digits, '_', '.' and '-' only, without '..', at most %d characters"
                                  % (key, p[key], 63 - len(SCRATCH_SUFFIX)))
-    if restore_options_error(p):
-        module.fail_json(msg=restore_options_error(p))
+    problem = restore_options_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     require_libraries(module, zstandard=True, docker=bool(p["container"]), boto3=bool(p["s3"]))
 
 

@@ -285,8 +285,9 @@ def validate(module):
     if not mf.is_safe_name(p["database"]):
         module.fail_json(msg="database=%r is not a name pg_backup uses: letters, digits, '_', '.' and '-' only, without '..'"
                              % p["database"])
-    if restore_options_error(p):
-        module.fail_json(msg=restore_options_error(p))
+    problem = restore_options_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     if p["drill_port"] is not None and p["drill_port"] < 1:
         module.fail_json(msg="drill_port=%s must be 1 or more" % p["drill_port"])
     if p["rto_seconds"] is not None and p["rto_seconds"] <= 0:

@@ -159,8 +159,9 @@ def validate(module):
     problem = check_level(p["compression"], p["compression_level"])
     if problem:
         module.fail_json(msg=problem)
-    if retention_error(p):
-        module.fail_json(msg=retention_error(p))
+    problem = retention_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:
         module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     require_libraries(module, docker=True, zstandard=p["compression"] == "zstd", boto3=bool(p["s3"]))

@@ -6,7 +6,6 @@ import datetime
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     BackupEntry,
     retention_plan,
-    select_for_pruning,
 )
 
 NOW = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.timezone.utc)
@@ -15,6 +14,11 @@ NOW = datetime.datetime(2026, 11, 22, 3, 0, tzinfo=datetime.timezone.utc)
 def entries(*ages_days, verified=True):
     return [BackupEntry("app_%d" % age, NOW - datetime.timedelta(days=age), {"verified": verified}, "/x/%d" % age)
             for age in ages_days]
+
+
+def select_for_pruning(entries, keep_days=None, keep_last=None, now=None):
+    """What retention_plan removes, each with the reason."""
+    return retention_plan(entries, dict(keep_days=keep_days, keep_last=keep_last), now)[1]
 
 
 def pruned_names(result):
