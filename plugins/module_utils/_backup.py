@@ -14,17 +14,20 @@ backup lives here, once: a partial file never looks complete, the manifest is wr
 before the rename keeps nothing, a failure after it keeps the complete backup and says so, retention never
 removes the backup this run made or the newest verified one.
 
-``write_stream`` is the stage chain of a single-file backup (compression now; encryption is the next stage,
-between compression and the file, and the hash is taken of the bytes that reach the file).
+``write_stream`` is the stage chain of a single-file backup: compression, then (with ``age_recipients``)
+age encryption; the check sees the compressed plaintext, the sha256 is taken of both it and the bytes
+that reach the file.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
+import hashlib
 import socket
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, Encryptor, encryption_facts
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, compressing_writer
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
@@ -145,43 +148,77 @@ def read_back(path, sha256):
                           "error)" % (path, found, sha256))
 
 
-def write_stream(chunks, partial, compression, level, check=None):
-    """The stages of a single-file backup: ``chunks`` → compression → sha256 → a new ``partial`` → fsync.
-    ``check`` (optional) sees every byte that reaches the file (``observe``), says whether the whole
-    checks out (``finish`` returns the verification facts or raises) and lets go of what it holds
-    (``abort``); with it the file is also read back from the disk. Returns (size, sha256, bytes read,
-    verification). On any failure, also a failure inside ``chunks``, the partial file is removed."""
+class _Plaintext:
+    """The compressed stream on its way to the encrypting stage: hashed, and shown to the check (which can
+    read it, where the encrypted bytes would need the secret key the backup host does not have)."""
+
+    def __init__(self, sink, observer):
+        self.sink, self.observer = sink, observer
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self.sha256.update(data)
+        self.size += len(data)
+        if self.observer is not None:
+            self.observer(data)
+        return self.sink.write(data)
+
+
+def write_stream(chunks, partial, compression, level, check=None, recipients=None):
+    """The stages of a single-file backup: ``chunks`` → compression → (age encryption to ``recipients``)
+    → sha256 → a new ``partial`` → fsync. ``check`` (optional) sees every compressed byte (``observe``),
+    says whether the whole checks out (``finish`` returns the verification facts or raises) and lets go of
+    what it holds (``abort``); with it the file is also read back from the disk. Returns the manifest's
+    facts: size and sha256 of the stored file, uncompressed_size, verification, and for an encrypted
+    backup ``encryption`` (recipients, size and sha256 of the compressed plaintext). On any failure, also
+    a failure inside ``chunks``, the partial file is removed."""
+    observer = check.observe if check else None
     try:
-        out = HashingFile(partial, observer=check.observe if check else None)
+        out = HashingFile(partial, observer=None if recipients else observer)
     except OSError as exc:
         if check is not None:
             check.abort()
         raise disk_error(exc, partial)
+    encryptor = plain = None
     try:
-        writer = compressing_writer(compression, level, out)
+        if recipients:
+            encryptor = Encryptor(recipients, out)
+            plain = _Plaintext(encryptor, observer)
+        writer = compressing_writer(compression, level, plain or out)
         raw_bytes = 0
         for chunk in chunks:
             raw_bytes += len(chunk)
             writer.write(chunk)
         writer.close()
+        if encryptor:
+            encryptor.close()
+            encryptor = None
         out.close()
-        verification = None
+        facts = dict(size=out.size, sha256=out.sha256.hexdigest(), uncompressed_size=raw_bytes)
+        if plain:
+            facts["encryption"] = encryption_facts(recipients, plain.size, plain.sha256.hexdigest())
         if check:
-            verification = check.finish()
-            read_back(partial, out.sha256.hexdigest())
-        return out.size, out.sha256.hexdigest(), raw_bytes, verification
+            facts["verification"] = check.finish()
+            read_back(partial, facts["sha256"])
+        return facts
     except CompressionError as exc:
-        _abort(out, check)
+        _abort(out, check, encryptor)
         raise BackupError("verification failed: %s" % exc)
+    except AgeError as exc:
+        _abort(out, check, encryptor)
+        raise BackupError("encryption failed: %s" % exc)
     except OSError as exc:
-        _abort(out, check)
+        _abort(out, check, encryptor)
         raise disk_error(exc, partial)
     except BaseException:
-        _abort(out, check)
+        _abort(out, check, encryptor)
         raise
 
 
-def _abort(out, check):
+def _abort(out, check, encryptor=None):
+    if encryptor is not None:
+        encryptor.abort()
     if check is not None:
         check.abort()
     out.discard()

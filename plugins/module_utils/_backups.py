@@ -10,14 +10,17 @@ it checked against its manifest before anything is touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, decrypted_chunks, identity_argument_spec, is_encrypted
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpError, verify_backup
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
+    hashed,
     LocalStorage,
     S3Storage,
     in_future,
@@ -39,8 +42,10 @@ class DamagedBackup(RestoreError):
 
 
 def backup_source_argument_spec():
-    """``backup``, ``path`` and ``s3`` (see the stackops.runbook.backup_source and storage doc fragments)."""
-    return dict(backup=dict(type="str", default="latest"), path=dict(type="path"), s3=s3_argument_spec())
+    """``backup``, ``path``, ``s3`` and the age identity (see the stackops.runbook.backup_source, storage and
+    encryption.identity doc fragments)."""
+    return dict(backup=dict(type="str", default="latest"), path=dict(type="path"), s3=s3_argument_spec(),
+                **identity_argument_spec())
 
 
 def open_storage(params):
@@ -90,10 +95,15 @@ def find_backup(storage, backup, label, kind="database"):
     return manifest
 
 
-def stage_locally(storage, manifest, workdir):
-    """Copy a backup from S3 into ``workdir`` so it is read once from the network; returns a LocalStorage."""
+def stage_locally(storage, manifest, workdir, identity=None, what="the backup"):
+    """The backup where it can be read locally, and the manifest that describes that copy: a local plain
+    backup as it is; one in S3 copied into ``workdir`` so it is read once from the network; an encrypted
+    one (local or S3) decrypted into ``workdir`` with ``identity`` as it is read (the copy holds the
+    compressed plaintext, its manifest the plaintext's size and sha256). Returns (LocalStorage, manifest)."""
+    if is_encrypted(manifest):
+        return _decrypt_locally(storage, manifest, LocalStorage(workdir), identity, what)
     if isinstance(storage, LocalStorage):
-        return storage
+        return storage, manifest
     local = LocalStorage(workdir)
     files = [item["path"] for item in manifest.get("files", [])]
     names = ["%s/%s" % (manifest["file"], f) for f in files] if manifest["format"] == "directory" else [
@@ -110,15 +120,57 @@ def stage_locally(storage, manifest, workdir):
             out.discard()
             raise
     local.write_file_atomic(mf.manifest_file_name(manifest["name"]), mf.dumps(manifest))
-    return local
+    return local, manifest
 
 
-def checked_copy(storage, manifest, workdir, runner=None, what="the backup", seekable=None):
-    """A local copy of the backup (the storage itself when it is local; else downloaded once into
-    ``workdir``), verified against its manifest (sizes, sha256, full decompression; ``pg_restore --list``
+def _decrypt_locally(storage, manifest, local, identity, what):
+    if identity is None:
+        raise RestoreError("%s (%s) is encrypted with age (to %s): give age_identity_file or age_identity, the secret "
+                           "key of one of them; nothing was changed" % (
+                               what, manifest["name"], ", ".join(manifest["encryption"].get("recipients") or [])))
+    facts = manifest["encryption"]
+    plain = dict(manifest, file=manifest["file"][:-len(mf.ENCRYPTED_SUFFIX)] if manifest["file"].endswith(
+        mf.ENCRYPTED_SUFFIX) else manifest["file"] + ".plain", size=facts["plaintext_size"],
+        sha256=facts["plaintext_sha256"], encryption=None)
+    stored = dict(size=0, sha256=hashlib.sha256())
+
+    def stored_chunks():
+        for chunk in storage.open_chunks(manifest["file"]):
+            stored["size"] += len(chunk)
+            stored["sha256"].update(chunk)
+            yield chunk
+
+    location = storage.location(manifest["file"])
+    out = HashingFile(local.path(plain["file"]))
+    try:
+        for chunk in decrypted_chunks(stored_chunks(), identity, "%s (%s)" % (what, manifest["name"])):
+            out.write(chunk)
+        out.close()
+    except AgeError as exc:
+        out.discard()
+        if "other recipients" in str(exc):
+            raise RestoreError("%s; nothing was changed" % exc)
+        raise DamagedBackup("%s does not decrypt, so nothing was changed: %s" % (what, exc), exc, location)
+    except BaseException:
+        out.discard()
+        raise
+    found = (stored["size"], stored["sha256"].hexdigest())
+    if found != (manifest["size"], manifest["sha256"]):
+        out.discard()
+        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s is %d bytes with sha256 %s, "
+                            "the manifest says %d bytes with sha256 %s" % ((what, location) + found + (
+                                manifest["size"], manifest["sha256"])), None, location)
+    local.write_file_atomic(mf.manifest_file_name(plain["name"]), mf.dumps(plain))
+    return local, plain
+
+
+def checked_copy(storage, manifest, workdir, runner=None, what="the backup", seekable=None, identity=None):
+    """A local copy of the backup and its manifest (``stage_locally``: decrypted with ``identity`` when it
+    is encrypted), verified against that manifest (sizes, sha256, full decompression; ``pg_restore --list``
     with a ``runner`` that has it). Raises DamagedBackup before anything is touched. A ``seekable``
-    (``_restore.SeekableArchive``) is filled in the same pass, and kept only when the backup checks out."""
-    local = stage_locally(storage, manifest, workdir)
+    (``_restore.SeekableArchive``) is filled in the same pass, and kept only when the backup checks out.
+    Returns (LocalStorage, manifest): read the copy with the manifest returned."""
+    local, manifest = stage_locally(storage, manifest, workdir, identity, what)
     copy = seekable if seekable is not None and not seekable.in_place(local) and seekable.open() else None
     try:
         verify_backup(local, manifest, runner, copy)
@@ -131,4 +183,29 @@ def checked_copy(storage, manifest, workdir, runner=None, what="the backup", see
         raise
     if copy is not None:
         copy.close()  # a copy that could not be finished says so (no_room): the restore then streams
-    return local
+    return local, manifest
+
+
+def verify_stored(storage, manifest, identity=None, workdir=None):
+    """backup_info's check of one stored backup: ``_dump.verify_backup``; for an encrypted one, decrypted
+    with ``identity`` into ``workdir`` first, or without an identity the stored file's size and sha256 only
+    (a backup host holds public keys only, and that still proves the copy is intact)."""
+    if not is_encrypted(manifest):
+        return verify_backup(storage, manifest)
+    if identity is None:
+        digest = hashlib.sha256()
+        size = sum(len(chunk) for chunk in hashed(storage.open_chunks(manifest["file"]), digest))
+        if (size, digest.hexdigest()) != (manifest["size"], manifest["sha256"]):
+            raise DamagedBackup("%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s" % (
+                storage.location(manifest["file"]), size, digest.hexdigest(), manifest["size"], manifest["sha256"]),
+                None, storage.location(manifest["file"]))
+        return dict(method="sha256 (encrypted; with age_identity it is also decrypted and decompressed)")
+    local, plain = stage_locally(storage, manifest, workdir, identity)
+    try:
+        found = verify_backup(local, plain)
+    except DumpError as exc:
+        raise DamagedBackup("%s does not match its manifest: %s" % (manifest["name"], exc), exc,
+                            storage.location(manifest["file"]))
+    finally:
+        local.remove_path(local.path(plain["file"]))
+    return dict(found, method="age-decrypt+" + found["method"])

@@ -150,10 +150,11 @@ class _DumpOutput:
             self.stream = None
 
 
-def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=True):
-    """Stream ``argv``'s stdout through the backup stages into a new ``partial_path`` (``_backup.write_stream``);
-    with ``verify``, check it in flight and read it back. Returns (size, sha256, uncompressed bytes,
-    verification). On any failure the partial file is removed and the program killed."""
+def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=True, recipients=None):
+    """Stream ``argv``'s stdout through the backup stages into a new ``partial_path`` (``_backup.write_stream``,
+    encrypted to age ``recipients`` when given); with ``verify``, check it in flight and read it back. Returns
+    the manifest's facts (size, sha256, uncompressed_size, verification, encryption). On any failure the
+    partial file is removed and the program killed."""
     check = InflightCheck(runner, fmt, compression) if verify else None
     try:
         output = _DumpOutput(runner, argv, fmt)
@@ -162,7 +163,7 @@ def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=Tru
             check.abort()
         raise
     try:
-        return write_stream(output, partial_path, compression, level, check)
+        return write_stream(output, partial_path, compression, level, check, recipients)
     finally:
         output.close()
 
@@ -344,7 +345,7 @@ class DumpWriter(BackupWriter):
             self.level = default_level(self.compression)
 
     def file_name(self, name):
-        return mf.data_file_name(name, self.format, self.compression)
+        return mf.data_file_name(name, self.format, self.compression, encrypted=bool(self.params.get("age_recipients")))
 
     def write(self, name, partial):
         session = PsqlSession(self.runner, self.database or "postgres")
@@ -387,12 +388,8 @@ class DumpWriter(BackupWriter):
                     source=source, row_counts_mode=self.row_counts, verified=bool(p["verify"]))
 
     def _dump_file(self, argv, partial):
-        size, sha256, raw, verification = dump_to_file(self.runner, argv, partial, self.format, self.compression,
-                                                       self.level, self.params["verify"])
-        facts = dict(size=size, sha256=sha256, uncompressed_size=raw)
-        if verification:
-            facts["verification"] = verification
-        return facts
+        return dump_to_file(self.runner, argv, partial, self.format, self.compression, self.level,
+                            self.params["verify"], self.params.get("age_recipients"))
 
     def _dump_directory(self, name, snapshot, partial):
         runner, jobs = self.runner, self.params["jobs"]

@@ -20,6 +20,7 @@ VOLUME_TOOL = "stackops.runbook.volume_backup"
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PARTIAL_SUFFIX = ".partial"
+ENCRYPTED_SUFFIX = ".age"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # database names become file names: keep them to characters that are safe in paths and shells
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,62}$")
@@ -40,8 +41,9 @@ def backup_name(label, when):
     return "%s_%s" % (label, when.strftime(TIMESTAMP_FORMAT))
 
 
-def data_file_name(name, fmt, compression):
-    return name + DATA_SUFFIXES[(fmt, compression)]
+def data_file_name(name, fmt, compression, encrypted=False):
+    """``name`` + the suffix of its format and compression (+ ``.age`` when encrypted: ``age -d`` first)."""
+    return name + DATA_SUFFIXES[(fmt, compression)] + (ENCRYPTED_SUFFIX if encrypted else "")
 
 
 def manifest_file_name(name):
@@ -84,6 +86,7 @@ def loads(data, name=None):
     if name is not None and manifest.get("name") != name:
         return None
     key = (manifest.get("format"), manifest.get("compression"))
-    if key not in DATA_SUFFIXES or manifest.get("file") != data_file_name(manifest.get("name", ""), *key):
+    if key not in DATA_SUFFIXES or manifest.get("file") != data_file_name(
+            manifest.get("name", ""), *key, encrypted=bool(manifest.get("encryption"))):
         return None
     return manifest

@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils._age import identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal
 
@@ -39,10 +40,11 @@ def restore_argument_spec():
 
 
 def restore_options_error(params):
-    """What is wrong with the restore options of ``params`` (a message naming the option), or None."""
+    """What is wrong with the restore options of ``params`` (``jobs``, the age identity): a message naming
+    the option, or None."""
     if params["jobs"] is not None and params["jobs"] < 1:
         return "jobs=%s must be 1 or more (1 restores as one stream)" % params["jobs"]
-    return None
+    return identity_options_error(params)
 
 
 def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=(), workdir=None,

@@ -186,19 +186,18 @@ class VolumeWriter(BackupWriter):
     kind = "volume"
     tool = mf.VOLUME_TOOL
 
-    def __init__(self, client, volume, image, compression, level):
+    def __init__(self, client, volume, image, compression, level, recipients=None):
         self.client, self.label, self.image = client, volume, image
-        self.compression, self.level = compression, level
+        self.compression, self.level, self.recipients = compression, level, recipients
 
     def file_name(self, name):
-        return mf.data_file_name(name, "tar", self.compression)
+        return mf.data_file_name(name, "tar", self.compression, encrypted=bool(self.recipients))
 
     def write(self, name, partial):
         check = TarCheck(self.compression)
         with helper(self.client, self.label, self.image) as container:
-            size, sha256, raw, verification = write_stream(archive_chunks(container), partial, self.compression,
-                                                           self.level, check)
-        return dict(volume=self.label, database=None, format="tar", compression=self.compression,
-                    compression_level=self.level, helper_image=self.image, verified=True, verification=verification,
-                    size=size, sha256=sha256, data_bytes=check.tar.bytes, members=check.tar.members,
-                    uncompressed_size=raw)
+            facts = write_stream(archive_chunks(container), partial, self.compression, self.level, check,
+                                 self.recipients)
+        return dict(facts, volume=self.label, database=None, format="tar", compression=self.compression,
+                    compression_level=self.level, helper_image=self.image, verified=True, data_bytes=check.tar.bytes,
+                    members=check.tar.members)

@@ -21,6 +21,7 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.storage
+  - stackops.runbook.encryption.identity
   - stackops.runbook._attributes.actiongroup_storage
 attributes:
   check_mode:
@@ -54,6 +55,9 @@ options:
     description:
       - Re-read backups and check them against their manifests (size, sha256, full decompression).
       - A backup that does not check out fails the task, naming it and what is wrong.
+      - An encrypted backup is decrypted with O(age_identity_file) or O(age_identity) and then checked like any
+        other; without an identity only the stored file's size and sha256 are checked (the host may hold only the
+        public keys).
     type: bool
     default: false
   verify_scope:
@@ -135,8 +139,11 @@ verified:
 
 import datetime
 import os
+import shutil
+import tempfile
 
-from ansible_collections.stackops.runbook.plugins.module_utils._dump import verify_backup
+from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_argument_spec, identity_options_error
+from ansible_collections.stackops.runbook.plugins.module_utils._backups import verify_stored
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -157,14 +164,18 @@ def describe(entry, now):
     return info
 
 
-def verify_entries(storage, entries):
+def verify_entries(storage, entries, identity):
     """(what verification found for each good backup, the message of each damaged one)."""
     verified, damaged = [], []
-    for entry in entries:
-        try:
-            verified.append(dict(name=entry.name, **verify_backup(storage, entry.manifest)))
-        except RunbookError as exc:  # damaged, or unreadable from its storage
-            damaged.append(str(exc))
+    workdir = tempfile.mkdtemp(prefix="stackops-backup-info-")
+    try:
+        for entry in entries:
+            try:
+                verified.append(dict(name=entry.name, **verify_stored(storage, entry.manifest, identity, workdir)))
+            except RunbookError as exc:  # damaged, or unreadable from its storage
+                damaged.append(str(exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     return verified, damaged
 
 
@@ -178,6 +189,7 @@ def main():
             fail_if_stale=dict(type="bool", default=False),
             verify=dict(type="bool", default=False),
             verify_scope=dict(type="str", default="latest", choices=["latest", "all"]),
+            **identity_argument_spec()
         ),
         mutually_exclusive=[("path", "s3")],
         required_one_of=[("path", "s3")],
@@ -190,6 +202,9 @@ def main():
     max_age = module.seconds("max_age")
     if p["fail_if_stale"] and max_age is None:
         module.fail_json(msg="fail_if_stale needs max_age (the RPO, such as 26h)")
+    problem = identity_options_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"])
 
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -228,7 +243,7 @@ def main():
         result["fresh"] = bool(wanted) and not result["stale"]
 
     to_verify = [] if not p["verify"] else entries if p["verify_scope"] == "all" else list(latest.values())
-    result["verified"], damaged = verify_entries(storage, to_verify)
+    result["verified"], damaged = verify_entries(storage, to_verify, Identity.from_params(p))
     if damaged:
         module.fail_json(msg="%d backup(s) do not match their manifests: %s" % (len(damaged), "; ".join(damaged)),
                          **result)

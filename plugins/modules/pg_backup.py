@@ -23,6 +23,7 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.retention
+  - stackops.runbook.encryption
   - stackops.runbook.postgres
   - stackops.runbook.container
   - stackops.runbook.docker
@@ -242,6 +243,7 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpWriter
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -261,6 +263,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
 def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(retention_argument_spec())
+    spec.update(recipients_argument_spec())
     spec.update(
         database=dict(type="str"),
         all_databases=dict(type="bool", default=False),
@@ -311,6 +314,9 @@ def validate(module):
         if problem:
             module.fail_json(msg=problem + " (set compression to say which one)")
     problem = retention_error(p)
+    if problem:
+        module.fail_json(msg=problem)
+    problem = recipients_options_error(p)
     if problem:
         module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:

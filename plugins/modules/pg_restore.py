@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - stackops.runbook.docker
   - stackops.runbook.storage
   - stackops.runbook.backup_source
+  - stackops.runbook.encryption.identity
   - stackops.runbook.restore
   - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
@@ -191,6 +192,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     find_backup,
     open_storage,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     Admin,
@@ -259,6 +261,7 @@ class Restore:
     def run(self, workdir):
         p = self.p
         self.workdir = workdir
+        self.identity = Identity.from_params(p)
         target = p["target_database"]
         storage = open_storage(p)
         manifest = find_backup(storage, p["backup"], p["database"] or target)
@@ -275,7 +278,8 @@ class Restore:
         self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
             not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
         try:
-            local = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable)
+            local, manifest = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable,
+                                           identity=self.identity)
             return self._restore_checked(local, manifest, target)
         finally:
             if self.seekable is not None:
@@ -335,7 +339,8 @@ class Restore:
         """The newest globals backup of the storage, checked, then what it adds (roles) before the database."""
         storage = open_storage(self.p)
         manifest = find_backup(storage, "latest", "globals", kind="globals")
-        local = checked_copy(storage, manifest, tempfile.mkdtemp(dir=self.workdir), self.runner, "the globals backup")
+        local, manifest = checked_copy(storage, manifest, tempfile.mkdtemp(dir=self.workdir), self.runner,
+                                       "the globals backup", identity=self.identity)
         report = dict(backup=manifest["name"])
         self.result["globals"] = report
         if not self.module.check_mode:

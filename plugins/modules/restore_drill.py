@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - stackops.runbook.docker
   - stackops.runbook.storage
   - stackops.runbook.backup_source
+  - stackops.runbook.encryption.identity
   - stackops.runbook.restore
   - stackops.runbook._attributes.actiongroup_postgres_docker_storage
 attributes:
@@ -243,6 +244,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     find_backup,
     open_storage,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     SeekableArchive,
@@ -316,10 +318,11 @@ def source_counts(options):
         return row_counts(runner, options["database"])
 
 
-def globals_backup(storage, workdir):
+def globals_backup(storage, workdir, identity):
     """(storage, manifest) of the newest globals backup beside the drilled one, staged and checked."""
     manifest = find_backup(storage, "latest", "globals", kind="globals")
-    return checked_copy(storage, manifest, tempfile.mkdtemp(dir=workdir), what="the globals backup"), manifest
+    return checked_copy(storage, manifest, tempfile.mkdtemp(dir=workdir), what="the globals backup",
+                        identity=identity)
 
 
 def damage_kind(manifest, copy):
@@ -332,6 +335,7 @@ def damage_kind(manifest, copy):
 def run_drill(module, report):
     """Restore and grade; fills ``report``. Raises only for setup problems (bad image, port in use)."""
     p = module.params
+    identity = Identity.from_params(p)
     storage = open_storage(p)
     manifest = find_backup(storage, p["backup"], p["database"])
     report.update(backup=manifest["name"], manifest=manifest, location=storage.location(manifest["file"]))
@@ -351,7 +355,7 @@ def run_drill(module, report):
             if SeekableArchive.wanted(manifest, p["jobs"]):
                 seekable = SeekableArchive(runner, manifest, workdir)
         try:
-            local = checked_copy(storage, manifest, workdir, seekable=seekable)
+            local, manifest = checked_copy(storage, manifest, workdir, seekable=seekable, identity=identity)
         except DamagedBackup as exc:
             report["failures"].append(dict(kind=damage_kind(manifest, exc.copy), message=str(exc.cause)))
             return
@@ -362,7 +366,7 @@ def run_drill(module, report):
         started = time.monotonic()
         try:
             if p["restore_globals"]:
-                roles, roles_manifest = globals_backup(storage, workdir)
+                roles, roles_manifest = globals_backup(storage, workdir, identity)
                 report["globals"] = restore_globals(runner, roles, roles_manifest, dict(backup=roles_manifest["name"]))
             # with the roles in place the owners and grants are restored too, and so graded
             how = restore_into(runner, local, manifest, database, p["jobs"], no_owner=not p["restore_globals"],

@@ -24,6 +24,7 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.retention
+  - stackops.runbook.encryption
   - stackops.runbook.storage
   - stackops.runbook.docker
   - stackops.runbook._attributes.actiongroup_docker_storage
@@ -139,6 +140,7 @@ import datetime
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import VolumeWriter, get_volume, image_for
@@ -162,6 +164,9 @@ def validate(module):
     problem = retention_error(p)
     if problem:
         module.fail_json(msg=problem)
+    problem = recipients_options_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:
         module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     require_libraries(module, docker=True, zstandard=p["compression"] == "zstd", boto3=bool(p["s3"]))
@@ -174,6 +179,7 @@ def main():
                 compression_level=dict(type="int"), helper_image=dict(type="str"),
                 lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
     spec.update(retention_argument_spec())
+    spec.update(recipients_argument_spec())
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     validate(module)
     p = module.params
@@ -182,7 +188,7 @@ def main():
         client = docker_client(p["docker_host"])
         get_volume(client, p["volume"])
         writer = VolumeWriter(client, p["volume"], image_for(client, p["volume"], p["helper_image"]),
-                              p["compression"], level)
+                              p["compression"], level, p["age_recipients"])
         now = datetime.datetime.now(datetime.timezone.utc)
         if module.check_mode:
             result = dict(_backup.plan(LocalStorage(p["dest"]), writer, p, now),

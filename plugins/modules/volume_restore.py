@@ -24,6 +24,7 @@ author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
   - stackops.runbook.storage
+  - stackops.runbook.encryption.identity
   - stackops.runbook.docker
   - stackops.runbook._attributes.actiongroup_docker_storage
 attributes:
@@ -99,6 +100,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     find_backup,
     open_storage,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
@@ -138,6 +140,9 @@ def main():
     for key in ("volume", "from_volume"):
         if p[key] is not None and not mf.is_safe_name(p[key]):
             module.fail_json(msg="%s=%r is not a docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)" % (key, p[key]))
+    problem = identity_options_error(p)
+    if problem:
+        module.fail_json(msg=problem)
     require_libraries(module, docker=True, zstandard=True, boto3=bool(p["s3"]))
     result = dict(changed=False, restored=False, backup=None)
     workdir = tempfile.mkdtemp(prefix="stackops-volume-restore-")
@@ -145,7 +150,8 @@ def main():
         storage = open_storage(p)
         manifest = find_backup(storage, p["backup"], p["from_volume"] or p["volume"], kind="volume")
         result["backup"] = manifest["name"]
-        local = checked_copy(storage, manifest, workdir)  # sha256 and full decompression, before anything is touched
+        # sha256 and full decompression (decrypted first when encrypted), before anything is touched
+        local, manifest = checked_copy(storage, manifest, workdir, identity=Identity.from_params(p))
         client = docker_client(p["docker_host"])
         exists = volume_exists(client, p["volume"])
         running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]

@@ -35,8 +35,8 @@ def test_a_failing_dump_reports_its_exit_code_and_stderr(tmp_path):
 def test_a_complete_plain_dump_is_written_hashed_and_verifiable(tmp_path):
     partial = str(tmp_path / "ok.partial")
     script = "printf 'SELECT 1;\\n-- PostgreSQL database dump complete\\n'"
-    size, sha256, raw, verification = _dump.dump_to_file(LocalRunner(), ["sh", "-c", script], partial, "plain",
-                                                         "zstd", 3)
+    facts = _dump.dump_to_file(LocalRunner(), ["sh", "-c", script], partial, "plain", "zstd", 3)
+    size, sha256, raw, verification = facts["size"], facts["sha256"], facts["uncompressed_size"], facts["verification"]
     assert verification == dict(method="sha256+decompress+completion-line")
     assert raw == len("SELECT 1;\n-- PostgreSQL database dump complete\n")
     assert size == os.path.getsize(partial)
