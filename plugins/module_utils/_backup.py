@@ -27,6 +27,7 @@ import hashlib
 import socket
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_facts, baseline
 from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, Encryptor, encryption_facts
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, compressing_writer
@@ -103,6 +104,7 @@ def run(writer, params, now=None):
             local.remove_path(leftover)
             result["removed_partials"].append(leftover)
         facts = writer.write(name, local.path(writer.file_name(name) + mf.PARTIAL_SUFFIX))
+        previous = baseline(local.list_backups(writer.label, kind=writer.kind), name)
         finished = _now()
         manifest = dict(tool=writer.tool, manifest_version=mf.MANIFEST_VERSION, name=name,
                         file=writer.file_name(name), kind=writer.kind, started_at=mf.isoformat(started),
@@ -110,22 +112,34 @@ def run(writer, params, now=None):
                         duration_seconds=round((finished - started).total_seconds(), 3),
                         hostname=socket.gethostname())
         manifest.update(facts)
+        manifest.update(anomaly_facts(previous, manifest, params))
         final = local.publish(local.path(manifest["file"] + mf.PARTIAL_SUFFIX), manifest)
         result.update(changed=True, path=final, manifest_path=local.path(mf.manifest_file_name(name)),
-                      manifest=manifest, sha256=manifest["sha256"], size=manifest["size"])
-        try:
-            result["pruned"] += apply_retention(local, writer.label, writer.kind, params, False, current=name,
-                                                future=result["future_backups"], retained=result["retained"])
-        except StorageError as exc:
-            raise KeptBackupError("retention failed: %s" % exc, result)
+                      manifest=manifest, sha256=manifest["sha256"], size=manifest["size"],
+                      anomalous=manifest["anomalous"], anomalies=manifest["anomalies"])
+        held = manifest["anomalous"] and not manifest.get("anomaly_acknowledged")
+        if held:
+            result["retention_held"] = (
+                "%s looks like lost data next to %s (%s): it is kept, and retention deleted nothing of %s, locally or "
+                "offsite. Look at the database; once the change is intended, back up with anomaly_acknowledge: true"
+                % (name, manifest["compared_with"], "; ".join(manifest["anomalies"]), writer.label))
+        else:
+            try:
+                result["pruned"] += apply_retention(local, writer.label, writer.kind, params, False, current=name,
+                                                    future=result["future_backups"], retained=result["retained"])
+            except StorageError as exc:
+                raise KeptBackupError("retention failed: %s" % exc, result)
     if params.get("s3"):
         try:
             s3 = S3Storage(params["s3"])
             result["s3_uri"] = s3.upload_backup(local, manifest)
-            result["pruned"] += apply_retention(s3, writer.label, writer.kind, params, False, current=name,
-                                                future=result["future_backups"])
+            if not held:
+                result["pruned"] += apply_retention(s3, writer.label, writer.kind, params, False, current=name,
+                                                    future=result["future_backups"])
         except StorageError as exc:
             raise KeptBackupError("offsite copy failed: %s" % exc, result)
+    if held and params["on_anomaly"] == "fail":
+        raise KeptBackupError(result["retention_held"], result)
     return result
 
 

@@ -70,6 +70,8 @@ class RunbookModule(AnsibleModule):
     def finished(self, result):
         """``result`` with the duration, after a warning per backup dated in the future."""
         self.warn_future_backups(result.get("future_backups"))
+        if result.get("retention_held"):
+            self.warn(result["retention_held"])
         result["duration"] = self.duration()
         return result
 

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - stackops.runbook.retention
   - stackops.runbook.encryption
+  - stackops.runbook.anomaly
   - stackops.runbook.postgres
   - stackops.runbook.container
   - stackops.runbook.docker
@@ -230,6 +231,23 @@ retained:
     - name: app_20261122T030000Z
       location: /var/backups/postgres/app_20261122T030000Z.dump.zst
       kept_by: ["the newest verified backup", "keep_daily: the newest of day 2026-11-22"]
+anomalous:
+  description:
+    - Whether the backup looks like lost data next to the newest normal backup of its series (see O(anomaly_threshold)).
+  returned: success and not check mode
+  type: bool
+  sample: false
+anomalies:
+  description: What looks lost, one sentence each (empty when nothing does).
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: ["table public.orders lost 100% of its rows (5000 in app_20261121T030000Z, 0 now)"]
+retention_held:
+  description: Why retention deleted nothing this run (an anomalous backup not acknowledged).
+  returned: when the backup is anomalous and not acknowledged
+  type: str
+  sample: "app_20261122T030000Z looks like lost data next to app_20261121T030000Z (...): it is kept, and retention deleted nothing"
 removed_partials:
   description: Leftovers of earlier runs that died (C(*.partial)), removed under the lock.
   returned: always
@@ -243,6 +261,7 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_argument_spec, anomaly_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpWriter
@@ -264,6 +283,7 @@ def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(retention_argument_spec())
     spec.update(recipients_argument_spec())
+    spec.update(anomaly_argument_spec())
     spec.update(
         database=dict(type="str"),
         all_databases=dict(type="bool", default=False),
@@ -316,7 +336,7 @@ def validate(module):
     problem = retention_error(p)
     if problem:
         module.fail_json(msg=problem)
-    problem = recipients_options_error(p)
+    problem = recipients_options_error(p) or anomaly_options_error(p)
     if problem:
         module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:

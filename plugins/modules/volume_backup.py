@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - stackops.runbook.retention
   - stackops.runbook.encryption
+  - stackops.runbook.anomaly
   - stackops.runbook.storage
   - stackops.runbook.docker
   - stackops.runbook._attributes.actiongroup_docker_storage
@@ -140,6 +141,7 @@ import datetime
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_argument_spec, anomaly_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -164,7 +166,7 @@ def validate(module):
     problem = retention_error(p)
     if problem:
         module.fail_json(msg=problem)
-    problem = recipients_options_error(p)
+    problem = recipients_options_error(p) or anomaly_options_error(p)
     if problem:
         module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:
@@ -180,6 +182,7 @@ def main():
                 lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
     spec.update(retention_argument_spec())
     spec.update(recipients_argument_spec())
+    spec.update(anomaly_argument_spec())
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     validate(module)
     p = module.params
