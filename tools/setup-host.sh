@@ -2,7 +2,7 @@
 # Installs the Debian packages that make demo, make test and CI need, when they are missing.
 # Runs as root on Debian 12 (the same list is in bindep.txt for other platforms).
 set -euo pipefail
-packages=(python3-venv docker.io docker-compose debootstrap postgresql-15 postgresql-client-15 zstd
+packages=(python3-venv docker.io docker-compose debootstrap postgresql-15 postgresql-client-15 zstd age
           shellcheck procps util-linux redis-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do

@@ -35,7 +35,9 @@ def backup_line(entry):
     if not isinstance(entry, dict) or "name" not in entry:
         raise AnsibleFilterError("backup_line expects a backup from backup_info (latest or backups), got %r" % (entry,))
     label = entry.get("database") or entry["name"].rsplit("_", 1)[0]
-    return "%s %s, %s old (%s)" % (label, _size(entry.get("size") or 0), _age(entry.get("age_seconds")), entry["name"])
+    return "%s %s, %s old (%s)%s" % (label, _size(entry.get("size") or 0), _age(entry.get("age_seconds")), entry["name"],
+                                     " ANOMALOUS: " + "; ".join(entry.get("anomalies") or []) if entry.get("anomalous")
+                                     else "")
 
 
 def seconds(value):
@@ -84,6 +86,9 @@ def backup_metrics(entries):
                     "How long the latest backup took.", **labels),
             _metric("stackops_backup_verified", bool(entry.get("verified")),
                     "1 when the latest backup was verified after it was written.", **labels),
+            _metric("stackops_backup_anomalous", bool(entry.get("anomalous")),
+                    "1 when the latest backup looks like lost data (retention is held until it is normal or "
+                    "acknowledged).", **labels),
         ]
     return metrics
 

@@ -82,7 +82,10 @@ class BackupEntry:
                     database=m.get("database"), kind=m.get("kind"), file=m.get("file"),
                     size=m.get("size"), sha256=m.get("sha256"), format=m.get("format"),
                     compression=m.get("compression"), tag=m.get("tag"), verified=self.verified,
-                    made_by=(m.get("source") or {}).get("made_by") or "stackops.runbook")
+                    made_by=(m.get("source") or {}).get("made_by") or "stackops.runbook",
+                    encrypted=bool(m.get("encryption")),
+                    anomalous=bool(m.get("anomalous")) and not m.get("anomaly_acknowledged"),
+                    anomalies=m.get("anomalies") or [])
 
 
 # how far ahead of this host's clock a backup's time may be and still count as made now

@@ -135,6 +135,24 @@ s3_uri:
   returned: when s3 is set and not check mode
   type: str
   sample: s3://backups/prod/volumes/myapp_uploads_20261122T030000Z.tar.gz
+anomalous:
+  description:
+    - Whether the backup looks like lost data next to the newest normal backup of its volume (the archive shrank by
+      more than O(anomaly_threshold)).
+  returned: success and not check mode
+  type: bool
+  sample: false
+anomalies:
+  description: What looks lost, one sentence each (empty when nothing does).
+  returned: success and not check mode
+  type: list
+  elements: str
+  sample: ["the dump shrank by 97% (52428800 bytes in uploads_20261121T030000Z, 1048576 now)"]
+retention_held:
+  description: Why retention deleted nothing this run (an anomalous backup not acknowledged).
+  returned: when the backup is anomalous and not acknowledged
+  type: str
+  sample: "uploads_20261122T030000Z looks like lost data next to uploads_20261121T030000Z (...): it is kept"
 """
 
 import datetime
