@@ -105,6 +105,7 @@ def test_a_backup_is_announced_recorded_and_published_without_any_secret(host_pg
 
     samples = metric_samples(os.path.join(reporting["report_metrics_dir"], "stackops_runbook_backup.prom"))
     assert samples[("stackops_backup_verified", ("database", "app"))] == 1
+    assert samples[("stackops_backup_anomalous", ("database", "app"))] == 0
     assert samples[("stackops_backup_size_bytes", ("database", "app"))] > 1000
     assert abs(samples[("stackops_backup_last_success_timestamp_seconds", ("database", "app"))]
                - os.path.getmtime(reporting["report_ledger_path"])) < 120
@@ -294,3 +295,68 @@ def test_one_connection_dict_reaches_every_role_ssl_mode_included(host_pg, tmp_p
     rc, _output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path),
                                        dict(play, stackops_connection=connection))
     assert rc == 0, stderr
+
+
+class DeadMansSwitch:
+    """A healthchecks.io-compatible ping endpoint on loopback: keeps (path, body) of each ping."""
+
+    def __init__(self):
+        self.pings = []
+        switch = self
+        self.check = uuid.uuid4().hex
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                switch.pings.append((self.path, body.decode()))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"OK")
+
+            def log_message(self, fmt, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/ping/%s" % (self.server.server_address[1], self.check)
+
+
+@pytest.fixture
+def switch():
+    ping = DeadMansSwitch()
+    yield ping
+    ping.server.shutdown()
+
+
+def test_a_dead_mans_switch_is_pinged_at_start_success_and_failure(host_pg, s3, s3_prefix, tmp_path, switch,
+                                                                   reporting):
+    variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), report_ping_url=switch.url + "/",
+                     report_webhook_url="")
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables, verbosity=3,
+                                      callback="ansible.builtin.default")
+    assert rc == 0, output[-3000:] + stderr
+    assert [p for p, _ in switch.pings] == ["/ping/%s/start" % switch.check, "/ping/%s" % switch.check]
+    assert re.search(r"app [\d.]+ (KiB|MiB), \d+s old", switch.pings[1][1]), switch.pings[1][1]
+    assert switch.check not in output + stderr  # the URL is a capability: never in the output, even at -vvv
+
+    variables["backup_databases"] = ["no_such_database"]
+    rc, output, _stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc != 0
+    assert [p for p, _ in switch.pings[2:]] == ["/ping/%s/start" % switch.check, "/ping/%s/fail" % switch.check]
+    assert "no_such_database" in switch.pings[3][1]
+    for _path, body in switch.pings:
+        assert host_pg.password not in body and s3.secret_key not in body
+
+
+def test_a_dead_mans_switch_that_does_not_answer_never_fails_the_operation(host_pg, s3, s3_prefix, tmp_path, switch,
+                                                                          reporting):
+    switch.server.shutdown()
+    switch.server.server_close()
+    variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), report_ping_url=switch.url,
+                     report_ping_timeout=2, report_webhook_url="")
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc == 0, stderr
+    warning = task_results(output, "Warn that the dead man's switch was not pinged")
+    assert "was not pinged" in warning["msg"] and switch.check not in json.dumps(output)
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded"]
