@@ -47,6 +47,18 @@ options:
       storage_class:
         description: Storage class of the uploaded objects, such as C(STANDARD_IA).
         type: str
+      object_lock_mode:
+        description:
+          - S3 Object Lock retention set on each uploaded backup and manifest (the bucket needs Object Lock, hence
+            versioning). V(GOVERNANCE) can be lifted by a user with the s3:BypassGovernanceRetention permission,
+            V(COMPLIANCE) by nobody until it expires. Needs O(s3.object_lock_days).
+          - Retention in S3 skips backups whose lock has not expired and lists them in C(locked) with the date it
+            ends; they are pruned by a later run once it has.
+        type: str
+        choices: [GOVERNANCE, COMPLIANCE]
+      object_lock_days:
+        description: Days the lock of each uploaded object lasts, from the upload (with O(s3.object_lock_mode)).
+        type: int
       validate_certs:
         description: Whether to check the endpoint's TLS certificate.
         type: bool

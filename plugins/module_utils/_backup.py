@@ -96,7 +96,7 @@ def run(writer, params, now=None):
     options (``_storage.RETENTION_OPTIONS``); returns the module's result. Raises BackupError subclasses (nothing kept),
     KeptBackupError (the backup is kept) or the writer's errors."""
     local = LocalStorage(params["dest"])
-    result = dict(changed=False, removed_partials=[], pruned=[], retained=[], future_backups=[])
+    result = dict(changed=False, removed_partials=[], pruned=[], retained=[], future_backups=[], locked=[])
     local.ensure()
     with local.lock(params["lock_timeout"]):
         name, started = local.claim_name(writer.label, now or _now(), writer.file_name)
@@ -135,7 +135,7 @@ def run(writer, params, now=None):
             result["s3_uri"] = s3.upload_backup(local, manifest)
             if not held:
                 result["pruned"] += apply_retention(s3, writer.label, writer.kind, params, False, current=name,
-                                                    future=result["future_backups"])
+                                                    future=result["future_backups"], locked=result["locked"])
         except StorageError as exc:
             raise KeptBackupError("offsite copy failed: %s" % exc, result)
     if held and params["on_anomaly"] == "fail":

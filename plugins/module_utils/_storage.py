@@ -52,6 +52,8 @@ def s3_argument_spec():
             sse=dict(type="str", choices=["AES256", "aws:kms"]),
             sse_kms_key_id=dict(type="str", no_log=False),
             storage_class=dict(type="str"),
+            object_lock_mode=dict(type="str", choices=["GOVERNANCE", "COMPLIANCE"]),
+            object_lock_days=dict(type="int"),
             validate_certs=dict(type="bool", default=True),
             max_attempts=dict(type="int", default=5),
             connect_timeout=dict(type="int", default=10),
@@ -60,6 +62,22 @@ def s3_argument_spec():
             multipart_chunk_size_mb=dict(type="int", default=16),
         ),
     )
+
+
+def s3_options_error(s3):
+    """What is wrong with the ``s3`` option of a module that uploads backups (None when nothing is)."""
+    if not s3:
+        return None
+    prefix = s3.get("prefix") or ""
+    if ".." in prefix.split("/"):
+        return "s3.prefix=%r must not contain '..'" % prefix
+    if (s3.get("multipart_chunk_size_mb") or 16) < 5:
+        return "s3.multipart_chunk_size_mb must be 5 or more (S3's smallest part)"
+    if bool(s3.get("object_lock_mode")) != bool(s3.get("object_lock_days")):
+        return "s3.object_lock_mode and s3.object_lock_days go together: set both (such as GOVERNANCE and 30) or neither"
+    if s3.get("object_lock_days") is not None and s3["object_lock_days"] < 1:
+        return "s3.object_lock_days=%s must be 1 or more" % s3["object_lock_days"]
+    return None
 
 
 class BackupEntry:
@@ -183,12 +201,13 @@ def _prune_reason(entry, rules, now):
 
 
 def apply_retention(storage, label, kind, params, check_mode, new_entry=None, current=None, future=None,
-                    retained=None):
+                    retained=None, locked=None):
     """Remove (in check mode, only list) the backups of ``label`` and ``kind`` that retention lets go of
     (``params`` holds the RETENTION_OPTIONS). ``new_entry`` counts a backup check mode would make;
     ``current`` names the backup this run made, which is never removed; backups dated in the future are
     appended to the list ``future`` (when given) instead; ``retained`` (a list, when given) is filled with
-    the backups that stay and what keeps each."""
+    the backups that stay and what keeps each; ``locked`` (a list, when given) with those retention would
+    remove but an S3 Object Lock still protects."""
     entries = storage.list_backups(label, kind)
     if new_entry is not None:
         entries.append(new_entry)
@@ -198,6 +217,13 @@ def apply_retention(storage, label, kind, params, check_mode, new_entry=None, cu
     kept, going = retention_plan(entries, params, keep=keep)
     pruned = []
     for entry, reason in going:
+        until = storage.locked_until(entry)
+        if until is not None:
+            # an S3 Object Lock that has not expired: deleting would only hide it behind a delete marker
+            if locked is not None:
+                locked.append(dict(name=entry.name, location=entry.location, until=mf.isoformat(until),
+                                   reason="%s, but its object lock lasts until %s" % (reason, mf.isoformat(until))))
+            continue
         if not check_mode:
             storage.remove(entry)
         pruned.append(dict(name=entry.name, location=entry.location, reason=reason))
@@ -274,6 +300,10 @@ class _Storage:
     """What both storages share: finding the backups from their manifests. A storage provides
     ``top_level_names(label)`` (the file names directly in it), ``read_manifest(name)`` and
     ``location(file_name)``."""
+
+    def locked_until(self, entry):
+        """When a lock that forbids removing ``entry`` ends (None: it may be removed now)."""
+        return None
 
     def list_backups(self, label=None, kind=None):
         """Backups with a manifest of ours (optionally of one label and kind), oldest first."""
@@ -511,7 +541,41 @@ class S3Storage(_Storage):
                 extra["SSEKMSKeyId"] = self.options["sse_kms_key_id"]
         if self.options.get("storage_class"):
             extra["StorageClass"] = self.options["storage_class"]
+        if self.options.get("object_lock_mode"):
+            extra["ObjectLockMode"] = self.options["object_lock_mode"]
+            extra["ObjectLockRetainUntilDate"] = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                days=self.options["object_lock_days"])
         return extra
+
+    def locked_until(self, entry):
+        """When the Object Lock of the backup's data ends (None when it is not locked, or no longer)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(entry.manifest["file"] + (
+                "/" + entry.manifest["files"][0]["path"] if entry.manifest.get("format") == "directory"
+                and entry.manifest.get("files") else "")))
+        except self.errors:
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        if until is None or head.get("ObjectLockMode") is None:
+            return None
+        return until if until > datetime.datetime.now(datetime.timezone.utc) else None
+
+    def bucket_protection(self):
+        """The bucket's versioning and Object Lock settings, as backup_info reports them."""
+        found = dict(versioning=None, object_lock=None, default_retention=None)
+        try:
+            found["versioning"] = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status") or "Disabled"
+        except self.errors as exc:
+            found["versioning"] = "unknown (%s)" % _s3_error(exc, "get_bucket_versioning")
+        try:
+            config = self.client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
+            found["object_lock"] = config.get("ObjectLockEnabled") or "Disabled"
+            found["default_retention"] = (config.get("Rule") or {}).get("DefaultRetention")
+        except self.errors as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            found["object_lock"] = "Disabled" if code == "ObjectLockConfigurationNotFoundError" else "unknown (%s)" % (
+                _s3_error(exc, "get_object_lock_configuration"))
+        return found
 
     def upload_file(self, local_path, file_name):
         try:

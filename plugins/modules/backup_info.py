@@ -89,6 +89,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+bucket:
+  description:
+    - With O(s3), how the bucket protects the backups - C(versioning) (Enabled, Suspended or Disabled), C(object_lock)
+      (Enabled or Disabled) and its C(default_retention) (as S3 returns it, or null); null for local backups.
+  returned: always
+  type: dict
+  sample: {"versioning": "Enabled", "object_lock": "Enabled", "default_retention": {"Mode": "GOVERNANCE", "Days": 30}}
 backups:
   description: Every backup found, oldest first.
   returned: always
@@ -208,6 +215,7 @@ def main():
     require_libraries(module, boto3=bool(p["s3"]), zstandard=p["verify"])
 
     now = datetime.datetime.now(datetime.timezone.utc)
+    bucket = None
     try:
         if p["path"] and os.path.isfile(p["path"]):
             # one dump another tool made (a runbook's cron job), read from its content
@@ -219,6 +227,7 @@ def main():
         else:
             storage = S3Storage(p["s3"]) if p["s3"] else LocalStorage(p["path"])
             entries = storage.list_backups(p["database"])
+            bucket = storage.bucket_protection() if p["s3"] else None
     except RunbookError as exc:
         module.fail_from(exc, "cannot list the backups")
 
@@ -227,7 +236,7 @@ def main():
         if not in_future(entry, now):  # a wrong clock's backup is never the latest
             parsed = mf.parse_name(entry.name)
             latest[parsed[0] if parsed else p["database"] or entry.name] = entry
-    result = dict(changed=False, backups=[describe(e, now) for e in entries],
+    result = dict(changed=False, bucket=bucket, backups=[describe(e, now) for e in entries],
                   latest={label: describe(e, now) for label, e in latest.items()}, verified=[],
                   future_backups=future_dated(entries, now))
     module.warn_future_backups(result["future_backups"])

@@ -216,6 +216,15 @@ future_backups:
   sample:
     - {"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst",
        "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}
+locked:
+  description:
+    - The backups in S3 retention would remove but whose Object Lock (O(s3.object_lock_mode)) has not expired; they
+      stay, and a later run prunes them once it has.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "app_20261101T030000Z", "location": "s3://backups/prod/app_20261101T030000Z", "until": "2026-12-01T03:00:00.000000Z",
+            "reason": "older than 7 days (21.0 days), but its object lock lasts until 2026-12-01T03:00:00.000000Z"}]
 pruned:
   description: The backups retention removed (or would remove, in check mode), locally and in S3.
   returned: always
@@ -276,6 +285,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     retention_argument_spec,
     retention_error,
     s3_argument_spec,
+    s3_options_error,
 )
 
 
@@ -347,15 +357,11 @@ def validate(module):
     if p["row_counts"] not in (None, "none") and (p["all_databases"] or p["globals_only"]):
         module.fail_json(msg="row_counts=%s applies to a single database only; leave it out with all_databases "
                              "or globals_only" % p["row_counts"])
-    s3 = p["s3"]
-    if s3:
-        prefix = s3.get("prefix") or ""
-        if ".." in prefix.split("/"):
-            module.fail_json(msg="s3.prefix=%r must not contain '..'" % prefix)
-        if (s3.get("multipart_chunk_size_mb") or 16) < 5:
-            module.fail_json(msg="s3.multipart_chunk_size_mb must be 5 or more (S3's smallest part)")
+    problem = s3_options_error(p["s3"])
+    if problem:
+        module.fail_json(msg=problem)
     require_libraries(module, zstandard=p["compression"] in (None, "zstd") and p["format"] != "directory",
-                      docker=bool(p["container"]), boto3=bool(s3))
+                      docker=bool(p["container"]), boto3=bool(p["s3"]))
 
 
 def main():

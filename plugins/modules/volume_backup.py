@@ -115,6 +115,15 @@ future_backups:
   sample:
     - {"name": "app_20301101T030000Z", "location": "/var/backups/postgres/app_20301101T030000Z.dump.zst",
        "time": "2030-11-01T03:00:00.000000Z", "reason": "dated in the future ..."}
+locked:
+  description:
+    - The backups in S3 retention would remove but whose Object Lock (O(s3.object_lock_mode)) has not expired; they
+      stay, and a later run prunes them once it has.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"name": "uploads_20261101T030000Z", "location": "s3://backups/prod/uploads_20261101T030000Z", "until": "2026-12-01T03:00:00.000000Z",
+            "reason": "older than 7 days (21.0 days), but its object lock lasts until 2026-12-01T03:00:00.000000Z"}]
 pruned:
   description: Backups that retention removed (in check mode, would remove), locally and in S3.
   returned: always
@@ -171,6 +180,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     retention_argument_spec,
     retention_error,
     s3_argument_spec,
+    s3_options_error,
 )
 
 
@@ -184,7 +194,7 @@ def validate(module):
     problem = retention_error(p)
     if problem:
         module.fail_json(msg=problem)
-    problem = recipients_options_error(p) or anomaly_options_error(p)
+    problem = recipients_options_error(p) or anomaly_options_error(p) or s3_options_error(p["s3"])
     if problem:
         module.fail_json(msg=problem)
     if p["lock_timeout"] < 0:
