@@ -8,8 +8,10 @@ output bytes and peak RSS (the largest process of each run) for:
   (c) stackops.runbook.pg_backup with its defaults (custom format, zstd, exact row counts, verify)
   (d) pg_backup with format=directory and jobs=2
   (e) `pg_dump -Fc -Z0 DB > /dev/null`, the floor
+  (f) pg_backup with its defaults, encrypted with age to one recipient (age_recipients)
 
-and the ratios (a)/(c) (target: 4 or more, with output no larger) and (c)/(e) (target: 1.15 or less).
+and the ratios (a)/(c) (target: 4 or more, with output no larger), (c)/(e) (target: 1.15 or less) and
+(f)/(c), encryption's overhead (target: 1.10 or less).
 The modules run as Ansible runs them (a Python process given their arguments), without the
 controller's start-up, so each line measures the work itself.
 
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -72,11 +75,23 @@ def main():
         def case_e(_i):
             return measure("pg_dump -Fc -Z0 %s > /dev/null" % DATABASE, env=env, shell=True), None
 
+        key_file = os.path.join(work, "age.key")
+        subprocess.run(["age-keygen", "-o", key_file], check=True, capture_output=True)
+        recipient = subprocess.run(["age-keygen", "-y", key_file], check=True, capture_output=True,
+                                   text=True).stdout.strip()
+
+        def case_f(i):
+            dest = os.path.join(work, "f%d" % i)
+            args = dict(conn, database=DATABASE, dest=dest, age_recipients=[recipient])
+            res = measure(module_argv(pg_backup, args), env=module_env)
+            return res, json.loads(res[2])["path"]
+
         cases = [("a", "runbook: pg_dump | gzip > file", case_a),
                  ("b", "community.postgresql postgresql_db dump (.sql.gz)", case_b),
                  ("c", "pg_backup defaults (custom, zstd, exact counts, verify)", case_c),
                  ("d", "pg_backup format=directory jobs=2", case_d),
-                 ("e", "floor: pg_dump -Fc -Z0 > /dev/null", case_e)]
+                 ("e", "floor: pg_dump -Fc -Z0 > /dev/null", case_e),
+                 ("f", "pg_backup defaults, encrypted (age_recipients)", case_f)]
         case_e(0)  # warm the page cache so the first case does not pay for it
         rows = {}
         for key, label, run in cases:
@@ -103,6 +118,9 @@ def main():
         print("(c) is %.1fx faster than (a) (target >= 4), output %.2fx of (a)'s (target <= 1), "
               "%.2fx the floor (e) (target <= 1.15), peak RSS %.0f MB (target < 100)"
               % (a[1] / c[1], c[2] / a[2], c[1] / e[1], c[3]))
+        f = rows["f"]
+        print("(f) encryption costs %.2fx of (c) (target <= 1.10), output %.4fx, peak RSS %.0f MB"
+              % (f[1] / c[1], f[2] / c[2], f[3]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if not opts.keep_cluster_running:

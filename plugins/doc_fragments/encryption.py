@@ -17,7 +17,7 @@ options:
         recipients and the size and sha256 of both the stored (encrypted) file and the compressed plaintext. The
         check while writing reads the plaintext, so an encrypted backup is verified as fully as a plain one.
       - Needs the C(age) program (Debian's C(age) package; the prerequisites role installs it with
-        C(prerequisites_age=true)). A single-file format only (not O(format=directory)).
+        C(prerequisites_age=true)). Single-file backups only (not pg_backup's C(format=directory)).
       - 'Recovery without this collection: C(age -d -i KEYFILE FILE | zstd -d | pg_restore -d DB) (or C(| tar -x)).'
     type: list
     elements: str

@@ -213,8 +213,7 @@ def decrypted_chunks(chunks, identity, what="the backup"):
     feeder.start()
     finished = False
     try:
-        for chunk in iter(lambda: proc.stdout.read(READ_SIZE), b""):
-            yield chunk
+        yield from iter(lambda: proc.stdout.read(READ_SIZE), b"")
         feeder.join()
         if failure:
             raise failure[0]

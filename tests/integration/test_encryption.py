@@ -117,7 +117,7 @@ def test_an_encrypted_backup_restores_with_stock_tools_and_with_the_identity_onl
     assert "--decrypt -i /dev/fd/" in calls  # the text identity went through a pipe
     assert "-r %s" % ops.recipient in calls
     assert ops.secret not in calls and other.secret not in calls
-    left = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
+    left = [os.path.join(d, f) for d, _dirs, fs in os.walk(dest) for f in fs]
     assert not [f for f in left if ops.secret.encode() in open(f, "rb").read()]
     for database in ("app_stock", "app_enc"):
         host_pg.psql("postgres", 'DROP DATABASE IF EXISTS "%s"' % database)

@@ -336,21 +336,21 @@ def test_a_dead_mans_switch_is_pinged_at_start_success_and_failure(host_pg, s3, 
     rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables, verbosity=3,
                                       callback="ansible.builtin.default")
     assert rc == 0, output[-3000:] + stderr
-    assert [p for p, _ in switch.pings] == ["/ping/%s/start" % switch.check, "/ping/%s" % switch.check]
+    assert [ping[0] for ping in switch.pings] == ["/ping/%s/start" % switch.check, "/ping/%s" % switch.check]
     assert re.search(r"app [\d.]+ (KiB|MiB), \d+s old", switch.pings[1][1]), switch.pings[1][1]
     assert switch.check not in output + stderr  # the URL is a capability: never in the output, even at -vvv
 
     variables["backup_databases"] = ["no_such_database"]
     rc, output, _stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
     assert rc != 0
-    assert [p for p, _ in switch.pings[2:]] == ["/ping/%s/start" % switch.check, "/ping/%s/fail" % switch.check]
+    assert [ping[0] for ping in switch.pings[2:]] == ["/ping/%s/start" % switch.check, "/ping/%s/fail" % switch.check]
     assert "no_such_database" in switch.pings[3][1]
     for _path, body in switch.pings:
         assert host_pg.password not in body and s3.secret_key not in body
 
 
-def test_a_dead_mans_switch_that_does_not_answer_never_fails_the_operation(host_pg, s3, s3_prefix, tmp_path, switch,
-                                                                          reporting):
+def test_a_dead_mans_switch_that_does_not_answer_never_fails_the_operation(host_pg, s3, s3_prefix, tmp_path,
+                                                                           switch, reporting):
     switch.server.shutdown()
     switch.server.server_close()
     variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), report_ping_url=switch.url,
