@@ -5,6 +5,7 @@ play's own output, even at -vvv."""
 import json
 import os
 import re
+import subprocess
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -360,3 +361,56 @@ def test_a_dead_mans_switch_that_does_not_answer_never_fails_the_operation(host_
     warning = task_results(output, "Warn that the dead man's switch was not pinged")
     assert "was not pinged" in warning["msg"] and switch.check not in json.dumps(output)
     assert [e["result"] for e in ledger(reporting)] == ["succeeded"]
+
+
+def test_an_anomalous_backup_is_reported_as_a_warning_and_published(host_pg, s3, s3_prefix, tmp_path, webhook,
+                                                                    reporting):
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_anomaly")
+    host_pg.psql("postgres", "CREATE DATABASE role_anomaly TEMPLATE app")
+    variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), backup_databases=["role_anomaly"],
+                     backup_keep_last=1, backup_keep_days=0)
+    try:
+        rc, _output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+        assert rc == 0, stderr
+        host_pg.psql("role_anomaly", "DELETE FROM orders")
+        rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+        assert rc == 0, stderr
+    finally:
+        host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_anomaly")
+    made = task_results(output, "Back up each database")["results"][0]
+    assert made["anomalous"] and made["pruned"] == []
+    assert [e["result"] for e in ledger(reporting)] == ["succeeded", "warning"]
+    assert "ANOMALOUS: table public.orders lost 100%" in ledger(reporting)[1]["summary"]
+    assert webhook.messages[-1]["payload"]["attachments"][0]["color"] == "warning"
+    samples = metric_samples(os.path.join(reporting["report_metrics_dir"], "stackops_runbook_backup.prom"))
+    assert samples[("stackops_backup_anomalous", ("database", "role_anomaly"))] == 1
+    assert len([f for f in os.listdir(variables["backup_dest"]) if f.startswith("role_anomaly_")]) == 4
+
+
+def test_the_roles_encrypt_and_restore_with_a_vaulted_identity_that_never_shows(host_pg, tmp_path, reporting):
+    keyfile = str(tmp_path / "backup.key")
+    subprocess.run(["age-keygen", "-o", keyfile], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", keyfile], check=True, capture_output=True, text=True).stdout.strip()
+    with open(keyfile) as fh:
+        identity = [line for line in fh.read().splitlines() if line.startswith("AGE-SECRET-KEY-1")][0]
+    connection = dict(login_host="127.0.0.1", login_port=host_pg.port, login_password=host_pg.password)
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_sealed")
+    host_pg.psql("postgres", "CREATE DATABASE role_sealed TEMPLATE app")
+    inventory = local_inventory(tmp_path)
+    backups = str(tmp_path / "backups")
+    try:
+        rc, _output, stderr = run_playbook("playbooks/backup.yml", inventory, dict(
+            reporting, report_webhook_url="", backup_databases=["role_sealed"], backup_globals=False,
+            backup_dest=backups, backup_connection=connection, backup_age_recipients=[recipient]))
+        assert rc == 0, stderr
+        assert [f for f in os.listdir(backups) if f.endswith(".dump.zst.age")]
+        host_pg.psql("role_sealed", "DELETE FROM security_events")
+        rc, output, stderr = run_playbook("playbooks/restore.yml", inventory, dict(
+            reporting, report_webhook_url="", restore_database="role_sealed", restore_confirm="role_sealed",
+            restore_path=backups, restore_connection=connection, restore_age_identity=identity),
+            verbosity=3, callback="ansible.builtin.default")
+        assert rc == 0, output[-3000:] + stderr
+        assert host_pg.psql("role_sealed", "SELECT count(*) FROM security_events") != "0"
+    finally:
+        host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_sealed")
+    assert identity not in output + stderr + json.dumps(ledger(reporting))
