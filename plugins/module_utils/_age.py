@@ -22,7 +22,6 @@ import threading
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
 READ_SIZE = 1024 * 1024
-MAGIC = b"age-encryption.org/v1\n"
 # X25519 recipients (age1...) and the SSH public keys age also accepts
 RECIPIENT = re.compile(r"^(age1[02-9ac-hj-np-z]{58}|ssh-(ed25519|rsa) AAAA[0-9A-Za-z+/=]+( .*)?)$")
 IDENTITY_LINE = "AGE-SECRET-KEY-1"
