@@ -24,11 +24,23 @@ from __future__ import annotations
 import datetime
 import errno
 import hashlib
+import os
 import socket
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_facts, baseline
-from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, Encryptor, encryption_facts
+from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import (
+    anomaly_argument_spec,
+    anomaly_facts,
+    anomaly_options_error,
+    baseline,
+)
+from ansible_collections.stackops.runbook.plugins.module_utils._age import (
+    AgeError,
+    Encryptor,
+    encryption_facts,
+    recipients_argument_spec,
+    recipients_options_error,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, compressing_writer
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
@@ -39,9 +51,34 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     StorageError,
     apply_retention,
     file_sha256,
+    retention_argument_spec,
+    retention_error,
+    s3_argument_spec,
+    s3_options_error,
 )
 
 NOTHING_KEPT = "Nothing was kept and older backups are untouched."
+
+
+def pipeline_argument_spec():
+    """What every backup kind takes from the pipeline: ``dest``, ``lock_timeout``, ``s3`` and the retention,
+    encryption and anomaly options (doc fragments retention, encryption, anomaly, storage)."""
+    spec = dict(dest=dict(type="path", required=True), lock_timeout=dict(type="int", default=0),
+                s3=s3_argument_spec())
+    spec.update(retention_argument_spec())
+    spec.update(recipients_argument_spec())
+    spec.update(anomaly_argument_spec())
+    return spec
+
+
+def pipeline_options_error(params):
+    """What is wrong with the pipeline's options (a message naming the option), or None."""
+    if not os.path.isabs(params["dest"]):
+        return "dest=%r must be an absolute path" % params["dest"]
+    if params["lock_timeout"] < 0:
+        return "lock_timeout=%s cannot be negative" % params["lock_timeout"]
+    return (retention_error(params) or recipients_options_error(params) or anomaly_options_error(params)
+            or s3_options_error(params["s3"]))
 
 
 class BackupError(RunbookError):

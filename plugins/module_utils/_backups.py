@@ -28,6 +28,10 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
 )
 
 
+# which module restores each kind of backup (every database kind: pg_restore)
+RESTORED_BY = {"volume": "volume_restore", "config": "config_restore", "database": "pg_restore"}
+
+
 class RestoreError(RunbookError):
     """A restore step failed; the message says what and what to do."""
 
@@ -89,9 +93,9 @@ def find_backup(storage, backup, label, kind="database"):
     if manifest is None:
         raise RestoreError("backup %s has no manifest in %s (missing, or not written by pg_backup)"
                            % (name, storage.location("")))
-    if (manifest.get("kind") == "volume") != (kind == "volume"):
-        raise RestoreError("%s is a %s backup; restore it with %s" % (
-            name, manifest.get("kind"), "volume_restore" if manifest.get("kind") == "volume" else "pg_restore"))
+    found = manifest.get("kind") if manifest.get("kind") in RESTORED_BY else "database"
+    if found != (kind if kind in RESTORED_BY else "database"):
+        raise RestoreError("%s is a %s backup; restore it with %s" % (name, manifest.get("kind"), RESTORED_BY[found]))
     return manifest
 
 

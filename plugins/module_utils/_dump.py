@@ -28,6 +28,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
     Decompressor,
     default_level,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._tar import ChunkReader
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, client_version
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, hashed, tree_digest
 
@@ -218,7 +219,7 @@ def copy_directory_out(runner, container_dir, partial_dir):
     """Copy a directory dump out of the container into ``partial_dir`` (hashing each file)."""
     try:
         os.mkdir(partial_dir, 0o700)
-        with tarfile.open(fileobj=_ChunkReader(runner.get_archive(container_dir)), mode="r|") as tar:
+        with tarfile.open(fileobj=ChunkReader(runner.get_archive(container_dir)), mode="r|") as tar:
             base = os.path.basename(container_dir.rstrip("/"))
             for member in tar:
                 if not member.isfile():
@@ -239,26 +240,6 @@ def copy_directory_out(runner, container_dir, partial_dir):
         _remove_tree(partial_dir)
         raise
     return sum(f["size"] for f in files), tree_digest(files), files
-
-
-class _ChunkReader:
-    """A file-like reader over an iterator of chunks (for tarfile's stream mode)."""
-
-    def __init__(self, chunks):
-        self._chunks = iter(chunks)
-        self._buf = b""
-
-    def read(self, n=-1):
-        while n < 0 or len(self._buf) < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buf += chunk
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
 
 
 def _remove_tree(path):

@@ -15,14 +15,12 @@ import contextlib
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._backup import BackupError, BackupWriter, write_stream
-from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, Decompressor
+from ansible_collections.stackops.runbook.plugins.module_utils._backup import BackupWriter, write_stream
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._tar import TarCheck
 
 MOUNT = "/volume"
 HELPER_LABEL = "io.stackops.runbook.volume-helper"
-BLOCK = 512
-ZERO_BLOCK = b"\0" * BLOCK
 
 
 def image_of_a_user(client, volume_name):
@@ -99,85 +97,6 @@ def put_archive(container, data):
             raise ContainerError("the docker engine refused the archive")
     except docker_sdk().errors.APIError as exc:
         raise ContainerError("cannot write the volume through the docker engine: %s" % exc)
-
-
-class TarReader:
-    """Follows a tar stream fed in pieces: counts its members and their bytes, and says whether it ended
-    with the end-of-archive marker (two zero blocks), which a truncated archive lacks."""
-
-    def __init__(self):
-        self.buffer = b""
-        self.skip = 0
-        self.members = 0
-        self.bytes = 0
-        self.zero_blocks = 0
-        self.ended = False
-
-    def feed(self, data):
-        buffer = self.buffer + data
-        pos = 0
-        while not self.ended:
-            if self.skip:
-                taken = min(self.skip, len(buffer) - pos)
-                pos += taken
-                self.skip -= taken
-                if self.skip:
-                    break
-            if len(buffer) - pos < BLOCK:
-                break
-            header = buffer[pos:pos + BLOCK]
-            pos += BLOCK
-            if header == ZERO_BLOCK:
-                self.zero_blocks += 1
-                self.ended = self.zero_blocks >= 2
-                continue
-            self.zero_blocks = 0
-            size = self._size(header[124:136])
-            kind = header[156:157]
-            if kind not in (b"x", b"g", b"L", b"K"):  # pax and GNU long-name headers describe the next member
-                self.members += 1
-                if kind in (b"0", b"\0", b"7"):
-                    self.bytes += size
-            self.skip = (size + BLOCK - 1) // BLOCK * BLOCK
-        # keep only the unread part: what follows the end marker (padding) is dropped
-        self.buffer = b"" if self.ended else buffer[pos:]
-
-    @staticmethod
-    def _size(field):
-        if field[:1] == b"\x80":  # base-256 for large files
-            return int.from_bytes(field[1:], "big")
-        text = field.rstrip(b"\0 ").strip()
-        try:
-            return int(text or b"0", 8)
-        except ValueError:
-            raise ValueError("not a tar stream (bad size field %r)" % field)
-
-
-class TarCheck:
-    """Decompresses what is written and follows the tar to its end marker, so a backup that would not
-    extract is never committed."""
-
-    def __init__(self, compression):
-        self.decompressor = Decompressor(compression)
-        self.tar = TarReader()
-
-    def observe(self, compressed):
-        try:
-            self.tar.feed(self.decompressor.feed(compressed))
-        except (CompressionError, ValueError) as exc:
-            raise BackupError("verification failed: %s" % exc)
-
-    def finish(self):
-        try:
-            self.tar.feed(self.decompressor.finish())
-        except (CompressionError, ValueError) as exc:
-            raise BackupError("verification failed: %s" % exc)
-        if not self.tar.ended:
-            raise BackupError("verification failed: the archive ends before its end-of-archive marker")
-        return dict(method="sha256+decompress+tar-end-marker")
-
-    def abort(self):
-        pass
 
 
 class VolumeWriter(BackupWriter):

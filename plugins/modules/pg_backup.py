@@ -270,8 +270,6 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_argument_spec, anomaly_options_error
-from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._dump import DumpWriter
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -280,25 +278,16 @@ from ansible_collections.stackops.runbook.plugins.module_utils._postgres import 
     ClientContext,
     postgres_common_argument_spec,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
-    LocalStorage,
-    retention_argument_spec,
-    retention_error,
-    s3_argument_spec,
-    s3_options_error,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage
 
 
 def argument_spec():
     spec = postgres_common_argument_spec()
-    spec.update(retention_argument_spec())
-    spec.update(recipients_argument_spec())
-    spec.update(anomaly_argument_spec())
+    spec.update(_backup.pipeline_argument_spec())
     spec.update(
         database=dict(type="str"),
         all_databases=dict(type="bool", default=False),
         globals_only=dict(type="bool", default=False),
-        dest=dict(type="path", required=True),
         format=dict(type="str", default="custom", choices=["custom", "plain", "directory"]),
         compression=dict(type="str", choices=list(COMPRESSIONS)),
         compression_level=dict(type="int"),
@@ -306,9 +295,7 @@ def argument_spec():
         row_counts=dict(type="str", choices=["exact", "estimate", "none"]),
         content=dict(type="str", choices=["full", "schema", "data"], default="full"),
         verify=dict(type="bool", default=True),
-        lock_timeout=dict(type="int", default=0),
         tag=dict(type="str"),
-        s3=s3_argument_spec(),
     )
     return spec
 
@@ -324,8 +311,6 @@ def validate(module):
         module.fail_json(msg="database=%r cannot be used: it becomes part of the backup file name, so it may only "
                              "hold letters, digits, '_', '.' and '-', without '..' (no path separators or shell characters)"
                              % p["database"])
-    if not os.path.isabs(p["dest"]):
-        module.fail_json(msg="dest=%r must be an absolute path" % p["dest"])
     if p["format"] == "directory" and (p["all_databases"] or p["globals_only"]):
         module.fail_json(msg="format=%s does not apply to all_databases or globals_only (pg_dumpall writes plain SQL); "
                              "leave format out" % p["format"])
@@ -343,23 +328,15 @@ def validate(module):
         problem = check_level("zstd" if p["format"] != "directory" else "gzip", p["compression_level"])
         if problem:
             module.fail_json(msg=problem + " (set compression to say which one)")
-    problem = retention_error(p)
+    problem = _backup.pipeline_options_error(p)
     if problem:
         module.fail_json(msg=problem)
-    problem = recipients_options_error(p) or anomaly_options_error(p)
-    if problem:
-        module.fail_json(msg=problem)
-    if p["lock_timeout"] < 0:
-        module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     if p["content"] != "full" and not p["database"]:
         module.fail_json(msg="content=%s applies to one database: set database, or leave content out with "
                              "all_databases and globals_only" % p["content"])
     if p["row_counts"] not in (None, "none") and (p["all_databases"] or p["globals_only"]):
         module.fail_json(msg="row_counts=%s applies to a single database only; leave it out with all_databases "
                              "or globals_only" % p["row_counts"])
-    problem = s3_options_error(p["s3"])
-    if problem:
-        module.fail_json(msg=problem)
     require_libraries(module, zstandard=p["compression"] in (None, "zstd") and p["format"] != "directory",
                       docker=bool(p["container"]), boto3=bool(p["s3"]))
 

@@ -168,20 +168,12 @@ import datetime
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _backup
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
-from ansible_collections.stackops.runbook.plugins.module_utils._anomaly import anomaly_argument_spec, anomaly_options_error
-from ansible_collections.stackops.runbook.plugins.module_utils._age import recipients_argument_spec, recipients_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import VolumeWriter, get_volume, image_for
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import check_level, default_level
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_client
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
-    LocalStorage,
-    retention_argument_spec,
-    retention_error,
-    s3_argument_spec,
-    s3_options_error,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage
 
 
 def validate(module):
@@ -191,26 +183,18 @@ def validate(module):
     problem = check_level(p["compression"], p["compression_level"])
     if problem:
         module.fail_json(msg=problem)
-    problem = retention_error(p)
+    problem = _backup.pipeline_options_error(p)
     if problem:
         module.fail_json(msg=problem)
-    problem = recipients_options_error(p) or anomaly_options_error(p) or s3_options_error(p["s3"])
-    if problem:
-        module.fail_json(msg=problem)
-    if p["lock_timeout"] < 0:
-        module.fail_json(msg="lock_timeout=%s cannot be negative" % p["lock_timeout"])
     require_libraries(module, docker=True, zstandard=p["compression"] == "zstd", boto3=bool(p["s3"]))
 
 
 def main():
     spec = docker_argument_spec()
-    spec.update(volume=dict(type="str", required=True), dest=dict(type="path", required=True),
+    spec.update(_backup.pipeline_argument_spec())
+    spec.update(volume=dict(type="str", required=True),
                 compression=dict(type="str", default="gzip", choices=["gzip", "zstd", "none"]),
-                compression_level=dict(type="int"), helper_image=dict(type="str"),
-                lock_timeout=dict(type="int", default=0), s3=s3_argument_spec())
-    spec.update(retention_argument_spec())
-    spec.update(recipients_argument_spec())
-    spec.update(anomaly_argument_spec())
+                compression_level=dict(type="int"), helper_image=dict(type="str"))
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     validate(module)
     p = module.params

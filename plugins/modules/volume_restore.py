@@ -103,8 +103,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
+from ansible_collections.stackops.runbook.plugins.module_utils._tar import TarReader
 from ansible_collections.stackops.runbook.plugins.module_utils._volumes import (
-    TarReader,
     archive_chunks,
     empty_volume,
     helper,

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.stackops.runbook.plugins.filter import runbook
 from ansible_collections.stackops.runbook.plugins.module_utils import _reports as reports
-from ansible_collections.stackops.runbook.plugins.module_utils._volumes import TarReader
+from ansible_collections.stackops.runbook.plugins.module_utils._tar import TarReader
 
 
 def test_secret_named_keys_and_listed_values_are_masked_everywhere():
