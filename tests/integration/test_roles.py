@@ -414,3 +414,23 @@ def test_the_roles_encrypt_and_restore_with_a_vaulted_identity_that_never_shows(
     finally:
         host_pg.psql("postgres", "DROP DATABASE IF EXISTS role_sealed")
     assert identity not in output + stderr + json.dumps(ledger(reporting))
+
+
+def test_the_backup_role_backs_up_the_config_with_the_ledger(host_pg, s3, s3_prefix, tmp_path, reporting):
+    project = tmp_path / "srv" / "myapp"
+    project.mkdir(parents=True)
+    (project / "compose.yml").write_text("services: {}\n")
+    (project / ".env").write_text("SECRET=1\n")
+    variables = dict(backup_vars(host_pg, tmp_path, s3, s3_prefix, reporting), report_webhook_url="",
+                     backup_config_paths=[str(project)], backup_config_dest=str(tmp_path / "config"))
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc != 0  # env files do not go to S3 unencrypted
+    assert "allow_plaintext" in json.dumps(output)
+    variables["backup_config_allow_plaintext"] = True
+    run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)  # the ledger exists from now on
+    rc, output, stderr = run_playbook("playbooks/backup.yml", local_inventory(tmp_path), variables)
+    assert rc == 0, stderr
+    config = task_results(output, "Back up the stack's config files and the collection's ledger")
+    paths = [e["path"] for e in config["manifest"]["entries"]]
+    assert str(project / ".env") in paths and reporting["report_ledger_path"] in paths
+    assert config["s3_uri"].startswith("s3://%s/%s/config/" % (s3.bucket, s3_prefix))
