@@ -29,7 +29,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
 
 
 # which module restores each kind of backup (every database kind: pg_restore)
-RESTORED_BY = {"volume": "volume_restore", "config": "config_restore", "database": "pg_restore"}
+RESTORED_BY = {"volume": "volume_restore", "config": "config_restore", "images": "image_restore",
+               "database": "pg_restore"}
 
 
 class RestoreError(RunbookError):

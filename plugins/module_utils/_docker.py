@@ -386,3 +386,34 @@ class ContainerRunner:
         except docker_sdk().errors.APIError as exc:
             raise ContainerError("cannot copy %s out of container %s: %s" % (path, self.container, exc))
         return stream
+
+
+def saved_images(client, names, chunk_size=1024 * 1024):
+    """The chunks of ``docker save NAME...`` (one tar holding every image, with its tags), streamed from
+    the engine's ``GET /images/get`` without the docker CLI."""
+    with docker_errors("cannot read the images %s from the docker engine" % ", ".join(names)):
+        response = client.api.get("%s/v%s/images/get" % (client.api.base_url, client.api.api_version),
+                                  params={"names": list(names)}, stream=True)
+    if response.status_code != 200:
+        raise ContainerError("the docker engine did not save %s: HTTP %d %s" % (
+            ", ".join(names), response.status_code, response.text[:300]))
+    try:
+        yield from response.iter_content(chunk_size)
+    finally:
+        response.close()
+
+
+def load_images(client, chunks):
+    """``docker load`` of a tar given as chunks (streamed to the engine); returns what the engine said it
+    loaded (``Loaded image: ...`` lines)."""
+    with docker_errors("the docker engine did not load the images"):
+        answer = client.api.load_image(data=chunks)
+        messages = [m for m in (answer if not isinstance(answer, dict) else [answer])]
+    loaded = []
+    for message in messages:
+        if message.get("error") or message.get("errorDetail"):
+            raise ContainerError("the docker engine did not load the images: %s" % (
+                message.get("error") or message["errorDetail"]))
+        text = message.get("stream") or ""
+        loaded.extend(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Loaded image"))
+    return loaded

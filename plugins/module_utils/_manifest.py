@@ -18,6 +18,7 @@ import re
 TOOL = "stackops.runbook.pg_backup"
 VOLUME_TOOL = "stackops.runbook.volume_backup"
 CONFIG_TOOL = "stackops.runbook.config_backup"
+IMAGES_TOOL = "stackops.runbook.image_backup"
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
 PARTIAL_SUFFIX = ".partial"
@@ -82,7 +83,7 @@ def loads(data, name=None):
         manifest = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(manifest, dict) or manifest.get("tool") not in (TOOL, VOLUME_TOOL, CONFIG_TOOL):
+    if not isinstance(manifest, dict) or manifest.get("tool") not in (TOOL, VOLUME_TOOL, CONFIG_TOOL, IMAGES_TOOL):
         return None
     if name is not None and manifest.get("name") != name:
         return None
