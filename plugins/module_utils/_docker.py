@@ -408,7 +408,7 @@ def load_images(client, chunks):
     loaded (``Loaded image: ...`` lines)."""
     with docker_errors("the docker engine did not load the images"):
         answer = client.api.load_image(data=chunks)
-        messages = [m for m in (answer if not isinstance(answer, dict) else [answer])]
+        messages = list(answer) if not isinstance(answer, dict) else [answer]
     loaded = []
     for message in messages:
         if message.get("error") or message.get("errorDetail"):

@@ -15,7 +15,7 @@ description:
   - For the stacks that build on the server (C(docker compose up --build)) and push to no registry, the serving
     release's images exist nowhere else; M(stackops.runbook.image_restore) loads them on a new server.
   - With O(release_ledger), the images are those of the newest release that served healthy, as compose_release
-    recorded them (by id: a tag that moved since is not followed).
+    recorded them (by id; a tag that moved since is not followed).
 requirements:
   - The Python docker SDK (C(docker))
   - python zstandard (C(zstandard)) with O(compression=zstd)

@@ -116,8 +116,8 @@ def restore(module, workdir):
         load_images(client, decompressed_chunks(manifest["compression"], local.open_chunks(manifest["file"])))
         still = missing_ids(client, manifest)
         if still:
-            raise RestoreError("the docker engine loaded %s but %s are still missing" % (manifest["name"],
-                                                                                          ", ".join(still)), result)
+            raise RestoreError("the docker engine loaded %s but %s are still missing"
+                               % (manifest["name"], ", ".join(still)), result)
     return result
 
 
@@ -127,8 +127,9 @@ def main():
     spec.update(label=dict(type="str", default="images"))
     module = RunbookModule(argument_spec=spec, mutually_exclusive=[("path", "s3")], supports_check_mode=True)
     p = module.params
-    problem = identity_options_error(p) or (None if mf.is_safe_name(p["label"]) else
-                                            "label=%r: letters, digits, '_', '.' and '-' only" % p["label"])
+    problem = identity_options_error(p)
+    if not mf.is_safe_name(p["label"]):
+        problem = "label=%r: letters, digits, '_', '.' and '-' only" % p["label"]
     if problem:
         module.fail_json(msg=problem)
     require_libraries(module, docker=True, zstandard=True, boto3=bool(p["s3"]))

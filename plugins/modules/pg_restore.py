@@ -274,6 +274,7 @@ class Restore:
         if p["tables"] and manifest["format"] == "plain":
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])
+        self._refuse_unconfirmed(target, manifest)
         # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked
         self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
             not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
@@ -284,6 +285,22 @@ class Restore:
         finally:
             if self.seekable is not None:
                 self.seekable.remove()
+
+    def _refuse_unconfirmed(self, target, manifest):
+        """An existing target without confirm is refused before the backup is read or copied."""
+        if self.p["confirm"] == target:
+            return
+        admin = Admin(self.runner)
+        try:
+            exists = admin.exists(target)
+        finally:
+            admin.close()
+        if exists:
+            self._unconfirmed(target, manifest)
+
+    def _unconfirmed(self, target, manifest):
+        self.fail("%s exists; restoring %s %s it. Set confirm: %s to say so (nothing was changed)"
+                  % (target, manifest["name"], "into it replaces tables of" if self.p["tables"] else "replaces", target))
 
     def _restore_checked(self, local, manifest, target):
         p = self.p
@@ -306,9 +323,7 @@ class Restore:
         if exists:
             self.result["sessions"] = admin.other_sessions(target)
             if p["confirm"] != target:
-                self.fail("%s exists; restoring %s %s it. Set confirm: %s to say so (nothing was changed)"
-                          % (target, manifest["name"], "into it replaces tables of" if p["tables"] else "replaces",
-                             target))
+                self._unconfirmed(target, manifest)  # created meanwhile
             if self.result["sessions"] and not p["terminate_connections"]:
                 self.fail("%d other session(s) are connected to %s (%s); stop the application first or set "
                           "terminate_connections: true (nothing was changed)" % (

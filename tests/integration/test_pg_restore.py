@@ -193,3 +193,16 @@ def test_a_directory_backup_is_restored_inside_a_container_as_its_container_user
                                            database="app", target_database="app_as_postgres", jobs=2))
     assert not result.get("failed"), result.get("msg")
     assert exact_counts(container_pg.psql, "app_as_postgres") == made["manifest"]["row_counts"]
+
+
+def test_an_existing_target_without_confirm_is_refused_before_the_backup_is_read(host_pg, backup):
+    # a damaged backup would be reported if it were read (and copied for the parallel restore) first
+    with open(backup["path"], "r+b") as fh:
+        fh.seek(backup["size"] // 2)
+        fh.write(b"\0" * 64)
+    target_with_one_table(host_pg, "app_unconfirmed")
+    result = run_module("pg_restore", dict(host_pg.connection(), path=os.path.dirname(backup["path"]), database="app",
+                                           target_database="app_unconfirmed", jobs=2))
+    assert result.get("failed") and "Set confirm: app_unconfirmed" in result["msg"], result.get("msg")
+    assert host_pg.psql("app_unconfirmed", "SELECT count(*) FROM keep_me") == "42"
+    host_pg.psql("postgres", 'DROP DATABASE "app_unconfirmed"')
