@@ -5,10 +5,11 @@
 The one backup pipeline every backup kind goes through:
 
     lock the destination → claim a unique name → sweep stale partials → the kind's writer fills
-    ``NAME.partial`` (streamed through the stages, hashed in flight, fsynced, verified) → rename →
-    manifest last → retention → offsite copy
+    ``NAME.partial`` (streamed through the stages, hashed in flight, fsynced, verified) → compared with
+    the last normal backup of its series (``_anomaly``) → rename → manifest last → retention (held while
+    the backup looks like lost data) → offsite copy
 
-A kind (database, all databases, globals, docker volume, ...) is a ``BackupWriter``: it names its files,
+A kind (database, all databases, globals, docker volume, config files, images) is a ``BackupWriter``: it names its files,
 fills the partial and returns the facts its manifest records. Everything the collection promises about a
 backup lives here, once: a partial file never looks complete, the manifest is written last, a failure
 before the rename keeps nothing, a failure after it keeps the complete backup and says so, retention never
@@ -88,10 +89,10 @@ class BackupError(RunbookError):
 class KeptBackupError(RunbookError):
     """A step after the backup was made failed (retention, offsite copy): the backup itself is kept."""
 
-    def __init__(self, message, result):
+    def __init__(self, message, result, kept=None):
         super().__init__(message, result)
-        self.kept = ("The local backup is complete and verified at %s; rerun once the cause is fixed, or copy it "
-                     "by hand." % result["path"])
+        self.kept = kept or ("The local backup is complete and verified at %s; rerun once the cause is fixed, or "
+                             "copy it by hand." % result["path"])
 
 
 class BackupWriter:
@@ -176,7 +177,9 @@ def run(writer, params, now=None):
         except StorageError as exc:
             raise KeptBackupError("offsite copy failed: %s" % exc, result)
     if held and params["on_anomaly"] == "fail":
-        raise KeptBackupError(result["retention_held"], result)
+        raise KeptBackupError("on_anomaly=fail: " + result["retention_held"], result, kept=(
+            "The backup is complete and verified at %s%s, and every older backup is kept." % (
+                result["path"], " and offsite" if result.get("s3_uri") else "")))
     return result
 
 

@@ -178,7 +178,7 @@ def volume():
     docker("volume", "rm", "-f", name, name + "-restored", check=False)
 
 
-def test_an_encrypted_volume_backup_restores_with_stock_tools_and_with_the_identity(volume, dest, keys, tmp_path):
+def test_an_encrypted_volume_backup_restores_with_stock_tools_and_with_the_identity(volume, dest, keys, age_spy):
     ops = keys["ops"]
     result = run_module("volume_backup", dict(volume=volume, dest=dest, helper_image=postgres_image(),
                                               age_recipients=[ops.recipient]))
@@ -194,9 +194,14 @@ def test_an_encrypted_volume_backup_restores_with_stock_tools_and_with_the_ident
     refused = run_module("volume_restore", dict(volume=target, from_volume=volume, path=dest,
                                                 helper_image=postgres_image()))
     assert refused.get("failed") and "age_identity" in refused["msg"]
+    wrong = run_module("volume_restore", dict(volume=target, from_volume=volume, path=dest,
+                                              helper_image=postgres_image(), age_identity=keys["other"].secret))
+    assert wrong.get("failed") and "other recipients" in wrong["msg"]
     assert docker("volume", "ls", "-q", "--filter", "name=" + target).strip() == ""
     restored = run_module("volume_restore", dict(volume=target, from_volume=volume, path=dest,
-                                                 helper_image=postgres_image(), age_identity_file=ops.path))
+                                                 helper_image=postgres_image(), age_identity=ops.secret))
     assert not restored.get("failed"), restored.get("msg")
     assert listing(target) == listing(volume)
     assert stat.S_IMODE(os.stat(result["path"]).st_mode) == 0o600
+    calls = age_spy.read_text()
+    assert "--decrypt -i /dev/fd/" in calls and ops.secret not in calls and keys["other"].secret not in calls
