@@ -54,7 +54,7 @@ options:
             V(COMPLIANCE) by nobody until it expires. Needs O(s3.object_lock_days).
           - Retention in S3 skips backups whose lock has not expired and lists them in C(locked) with the date it
             ends; they are pruned by a later run once it has. In a versioned bucket a pruned object becomes a
-            noncurrent version: a lifecycle rule that expires noncurrent versions reclaims the space.
+            noncurrent version; a lifecycle rule that expires noncurrent versions reclaims the space.
         type: str
         choices: [GOVERNANCE, COMPLIANCE]
       object_lock_days:
