@@ -10,7 +10,6 @@ it checked against its manifest before anything is touched.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
@@ -20,7 +19,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import NotABackup, describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
     HashingFile,
-    hashed,
+    StreamDigest,
     LocalStorage,
     S3Storage,
     in_future,
@@ -137,18 +136,12 @@ def _decrypt_locally(storage, manifest, local, identity, what):
     plain = dict(manifest, file=manifest["file"][:-len(mf.ENCRYPTED_SUFFIX)] if manifest["file"].endswith(
         mf.ENCRYPTED_SUFFIX) else manifest["file"] + ".plain", size=facts["plaintext_size"],
         sha256=facts["plaintext_sha256"], encryption=None)
-    stored = dict(size=0, sha256=hashlib.sha256())
-
-    def stored_chunks():
-        for chunk in storage.open_chunks(manifest["file"]):
-            stored["size"] += len(chunk)
-            stored["sha256"].update(chunk)
-            yield chunk
-
+    stored = StreamDigest()
     location = storage.location(manifest["file"])
     out = HashingFile(local.path(plain["file"]))
     try:
-        for chunk in decrypted_chunks(stored_chunks(), identity, "%s (%s)" % (what, manifest["name"])):
+        for chunk in decrypted_chunks(stored.over(storage.open_chunks(manifest["file"])), identity,
+                                      "%s (%s)" % (what, manifest["name"])):
             out.write(chunk)
         out.close()
     except AgeError as exc:
@@ -159,12 +152,11 @@ def _decrypt_locally(storage, manifest, local, identity, what):
     except BaseException:
         out.discard()
         raise
-    found = (stored["size"], stored["sha256"].hexdigest())
-    if found != (manifest["size"], manifest["sha256"]):
+    problem = stored.mismatch(location, manifest)
+    if problem:
         out.discard()
-        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s is %d bytes with sha256 %s, "
-                            "the manifest says %d bytes with sha256 %s" % ((what, location) + found + (
-                                manifest["size"], manifest["sha256"])), None, location)
+        raise DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (what, problem), None,
+                            location)
     local.write_file_atomic(mf.manifest_file_name(plain["name"]), mf.dumps(plain))
     return local, plain
 
@@ -198,12 +190,12 @@ def verify_stored(storage, manifest, identity=None, workdir=None):
     if not is_encrypted(manifest):
         return verify_backup(storage, manifest)
     if identity is None:
-        digest = hashlib.sha256()
-        size = sum(len(chunk) for chunk in hashed(storage.open_chunks(manifest["file"]), digest))
-        if (size, digest.hexdigest()) != (manifest["size"], manifest["sha256"]):
-            raise DamagedBackup("%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s" % (
-                storage.location(manifest["file"]), size, digest.hexdigest(), manifest["size"], manifest["sha256"]),
-                None, storage.location(manifest["file"]))
+        stored = StreamDigest()
+        for _chunk in stored.over(storage.open_chunks(manifest["file"])):
+            pass
+        problem = stored.mismatch(storage.location(manifest["file"]), manifest)
+        if problem:
+            raise DamagedBackup(problem, None, storage.location(manifest["file"]))
         return dict(method="sha256 (encrypted; with age_identity it is also decrypted and decompressed)")
     local, plain = stage_locally(storage, manifest, workdir, identity)
     try:

@@ -30,7 +30,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._tar import ChunkReader
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, client_version
-from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, hashed, tree_digest
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import HashingFile, StreamDigest, tree_digest
 
 PLAIN_DUMP_END = (b"-- PostgreSQL database dump complete", b"-- PostgreSQL database cluster dump complete")
 TAIL_BYTES = 512
@@ -260,30 +260,29 @@ def verify_backup(storage, manifest, runner=None, copy=None):
     if manifest["format"] == "directory":
         files = []
         for item in manifest.get("files", []):
-            digest = hashlib.sha256()
-            size = sum(len(c) for c in hashed(storage.open_chunks("%s/%s" % (manifest["file"], item["path"])),
-                                              digest))
-            files.append(dict(path=item["path"], size=size, sha256=digest.hexdigest()))
-            if (size, digest.hexdigest()) != (item["size"], item["sha256"]):
-                raise DumpError("%s/%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s"
-                                % (location, item["path"], size, digest.hexdigest(), item["size"], item["sha256"]))
+            digest = StreamDigest()
+            for _chunk in digest.over(storage.open_chunks("%s/%s" % (manifest["file"], item["path"]))):
+                pass
+            size, sha256 = digest.found()
+            files.append(dict(path=item["path"], size=size, sha256=sha256))
+            problem = digest.mismatch("%s/%s" % (location, item["path"]), item)
+            if problem:
+                raise DumpError(problem)
         if tree_digest(files) != manifest["sha256"]:
             raise DumpError("%s does not hold the files its manifest lists" % location)
         return dict(method="sha256 of every file")
-    digest = hashlib.sha256()
+    digest = StreamDigest()
     check = InflightCheck(runner, manifest["format"], manifest["compression"], copy)
-    size = 0
     try:
-        for chunk in hashed(storage.open_chunks(manifest["file"]), digest):
-            size += len(chunk)
+        for chunk in digest.over(storage.open_chunks(manifest["file"])):
             check.observe(chunk)
         found = check.finish()
     except DumpError as exc:
         check.abort()
         raise DumpError("%s is damaged: %s" % (location, exc))
-    if (size, digest.hexdigest()) != (manifest["size"], manifest["sha256"]):
-        raise DumpError("%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s"
-                        % (location, size, digest.hexdigest(), manifest["size"], manifest["sha256"]))
+    problem = digest.mismatch(location, manifest)
+    if problem:
+        raise DumpError(problem)
     return found
 
 

@@ -283,11 +283,29 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def hashed(chunks, digest):
-    """Pass chunks through, updating ``digest`` on the way."""
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
+class StreamDigest:
+    """Size and sha256 of the chunks that pass through ``over``."""
+
+    def __init__(self):
+        self.size, self.sha256 = 0, hashlib.sha256()
+
+    def over(self, chunks):
+        for chunk in chunks:
+            self.size += len(chunk)
+            self.sha256.update(chunk)
+            yield chunk
+
+    def found(self):
+        return self.size, self.sha256.hexdigest()
+
+    def mismatch(self, location, expected):
+        """What is wrong when the bytes read differ from ``expected`` (a manifest or one of its files: size,
+        sha256), or None."""
+        size, sha256 = self.found()
+        if (size, sha256) == (expected["size"], expected["sha256"]):
+            return None
+        return "%s is damaged: %d bytes with sha256 %s, the manifest says %d bytes with sha256 %s" % (
+            location, size, sha256, expected["size"], expected["sha256"])
 
 
 def tree_digest(files):

@@ -18,6 +18,7 @@ import tarfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils._backup import BackupError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, Decompressor
+from ansible_collections.stackops.runbook.plugins.module_utils._storage import file_sha256
 
 BLOCK = 512
 ZERO_BLOCK = b"\0" * BLOCK
@@ -152,15 +153,24 @@ def _excluded(path, exclude):
     return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(os.path.basename(path), p) for p in exclude)
 
 
+def missing_path_error(paths):
+    """The message for the first of ``paths`` that does not exist on this host, or None."""
+    for path in paths:
+        if not os.path.lexists(os.path.normpath(path)):
+            return "paths: %s does not exist on this host; remove it from the list or create it" % os.path.normpath(path)
+    return None
+
+
 def host_paths(paths, exclude=()):
     """Every file, directory and symlink of ``paths`` (absolute; directories walked, symlinks not followed),
     sorted, without those matching an ``exclude`` pattern (on the path or its base name). Raises
     BackupError naming a path that does not exist."""
+    problem = missing_path_error(paths)
+    if problem:
+        raise BackupError(problem)
     found = []
     for path in paths:
         path = os.path.normpath(path)
-        if not os.path.lexists(path):
-            raise BackupError("paths: %s does not exist on this host; remove it from the list or create it" % path)
         if _excluded(path, exclude):
             continue
         found.append(path)
@@ -203,14 +213,6 @@ def file_tar_chunks(paths, entries):
     yield from sink.take()
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def target_of(root, path):
     """Where the archived absolute ``path`` goes under ``root``; raises ValueError for a path that would leave it."""
     relative = os.path.normpath(path.lstrip("/"))
@@ -232,7 +234,7 @@ def plan_extraction(entries, root):
         elif entry["type"] == "symlink":
             action = "same" if os.path.islink(target) and os.readlink(target) == entry["target"] else "replace"
         elif os.path.isfile(target) and not os.path.islink(target):
-            same = _file_sha256(target) == entry["sha256"] and "%04o" % stat.S_IMODE(os.stat(target).st_mode) == entry[
+            same = file_sha256(target) == entry["sha256"] and "%04o" % stat.S_IMODE(os.stat(target).st_mode) == entry[
                 "mode"]
             action = "same" if same else "replace"
         else:

@@ -180,7 +180,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage
-from ansible_collections.stackops.runbook.plugins.module_utils._tar import host_paths
+from ansible_collections.stackops.runbook.plugins.module_utils._tar import missing_path_error
 
 
 def validate(module):
@@ -192,13 +192,9 @@ def validate(module):
         module.fail_json(msg="paths must be absolute paths of the host, at least one (got %s)" % (
             ", ".join(relative) or "none"))
     problem = (check_level(p["compression"], p["compression_level"]) or _backup.pipeline_options_error(p)
-               or plaintext_offsite_error(p))
+               or plaintext_offsite_error(p) or missing_path_error(p["paths"]))
     if problem:
         module.fail_json(msg=problem)
-    try:
-        host_paths(p["paths"], p["exclude"])
-    except RunbookError as exc:
-        module.fail_json(msg=str(exc))
     require_libraries(module, zstandard=p["compression"] == "zstd", boto3=bool(p["s3"]))
 
 
