@@ -70,12 +70,15 @@ def same_images(entry, other, services):
 
 
 def pick_rollback_target(entries, services, to, running=None):
-    """The release to go back to: ``previous`` (the newest good release whose images are not the ones
+    """The release to go back to: ``last_good`` (the newest good release, serving or not: a new server),
+    ``previous`` (the newest good release whose images are not the ones
     ``running`` now, ``{service: [image ids]}``; without it, the newest good release is taken as serving), or
     the newest good release of version ``to``. Raise ComposeError saying what the ledger holds otherwise."""
     good = good_releases(entries, services)
     if not good:
         raise ComposeError("the release ledger has no good release of %s to roll back to" % ", ".join(services))
+    if to == "last_good":
+        return good[0]
     if to == "previous":
         def serving(entry):
             if running is None:

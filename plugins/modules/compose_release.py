@@ -82,7 +82,9 @@ options:
     default: {}
   to:
     description:
-      - With O(state=rolled_back), C(previous) (the good release before the one serving) or a version from the ledger.
+      - With O(state=rolled_back), C(previous) (the good release before the one serving), C(last_good) (the newest
+        good release, whether it serves or not; on a new server whose ledger came back with the config backup, the
+        release that served last) or a version from the ledger.
     type: str
     default: previous
   pull:
@@ -597,7 +599,7 @@ def validate(p):
         rel.check_version(p["version"])
         if not p["services"]:
             raise ComposeError("services is empty: name the compose services to deploy, such as [api]")
-    elif p["to"] != "previous":
+    elif p["to"] not in ("previous", "last_good"):
         rel.check_version(p["to"], "to")
     for key in ("health_timeout", "keep_releases"):
         if p[key] < 1:

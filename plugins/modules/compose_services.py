@@ -12,8 +12,8 @@ description:
   - The runbooks' C(docker compose stop api worker), C(docker compose start ...), C(docker compose restart ...) and
     C(docker compose run --rm api ./migrate), through C(docker compose) (v2) or C(docker-compose) (v1), whichever
     the managed host has, so that a playbook or role never builds compose command lines itself.
-  - O(state=stopped) and O(state=started) act only on the services that are not so already and return which they
-    changed; O(state=restarted) always restarts.
+  - O(state=stopped), O(state=started) and O(state=present) act only on the services that are not so already and
+    return which they changed; O(state=restarted) always restarts.
   - O(run) starts a one-off container of a service (C(run --rm --no-deps -T)), waits for it and returns its exit
     code and output; the task fails when the command exits non-zero (C(failed_when) can accept that, the result
     keeps O(run) C(rc), C(stdout) and C(stderr)).
@@ -43,9 +43,13 @@ options:
       - C(started) starts the stopped containers of O(services); a service without a container fails the task
         (it was never deployed; use M(stackops.runbook.compose_release)).
       - C(restarted) restarts the containers of O(services).
+      - C(present) also creates the containers of O(services) that have none, from the compose file as it is
+        (C(up -d --no-deps --no-recreate)), and starts stopped ones; running containers are left as they are. This
+        is how a new server gets its database or proxy container; the app's own services get theirs from
+        M(stackops.runbook.compose_release), pinned to a release.
       - One of O(state) and O(run) is required.
     type: str
-    choices: [stopped, started, restarted]
+    choices: [stopped, started, restarted, present]
   run:
     description: A command to run in a one-off container of a service, removed afterwards.
     type: dict
@@ -148,7 +152,9 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 
 # compose's own verb for each state, and whether a service's container is already so
-VERBS = {"stopped": "stop", "started": "start", "restarted": "restart"}
+VERBS = {"stopped": "stop", "started": "start", "restarted": "restart", "present": "up"}
+# what each verb runs; present creates only what is missing and never a dependency the caller did not name
+ARGS = {"present": ["up", "-d", "--no-deps", "--no-recreate"]}
 
 
 def argument_spec():
@@ -179,10 +185,10 @@ def change_services(module, project, state, services):
                                    "(use stackops.runbook.compose_release), so nothing was started"
                                    % (", ".join(never), project.name))
         changing = [s for s in services if running[s] == (state == "stopped")]
-    argv = project.argv([VERBS[state]] + changing)
+    args = ARGS.get(state, [VERBS[state]]) + changing
+    argv = project.argv(args)
     if changing and not module.check_mode:
-        project.run([VERBS[state]] + changing, environ=module.params["variables"],
-                    what="%s %s" % (VERBS[state], ", ".join(changing)))
+        project.run(args, environ=module.params["variables"], what="%s %s" % (VERBS[state], ", ".join(changing)))
     return dict(changed=bool(changing), changed_services=changing, cmd=argv)
 
 

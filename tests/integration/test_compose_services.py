@@ -38,6 +38,22 @@ def test_stop_and_start_change_only_what_is_not_so_already(stack):
     wait_for(lambda: answers(stack) == "1.0.0", timeout=60, interval=0.5)
 
 
+def test_present_creates_only_the_missing_container_and_not_its_dependencies(stack):
+    removed = stack.compose("rm", "-s", "-f", "proxy")
+    assert removed.returncode == 0, removed.stderr
+    api_before = stack.api_containers()
+    planned = run_module("compose_services", dict(project_src=stack.dir, project_name=stack.name, services=["proxy"],
+                                                  state="present"), check_mode=True)
+    assert planned["changed"] and planned["changed_services"] == ["proxy"] and answers(stack) is None
+    created = services(stack, services=["proxy", "postgres"], state="present")
+    assert not created.get("failed"), created.get("msg")
+    assert created["changed_services"] == ["proxy"] and "--no-deps" in created["cmd"]
+    wait_for(lambda: answers(stack) == "1.0.0", timeout=60, interval=0.5)
+    assert stack.api_containers() == api_before  # its dependency was neither recreated nor restarted
+    again = services(stack, services=["proxy"], state="present")
+    assert not again["changed"] and again["changed_services"] == []
+
+
 def test_a_one_off_command_returns_its_exit_code_and_output_and_keeps_values_out_of_argv(stack):
     # the value arrives (its length is printed) and is in no command line nor anywhere in the result (no_log)
     ok = services(stack, run=dict(service="api", command=["sh", "-c", "echo \"${#GREETING} $APP_VERSION\""],

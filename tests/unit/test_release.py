@@ -52,6 +52,14 @@ def test_previous_is_the_newest_good_release_with_other_images_than_the_one_serv
     assert _release.pick_rollback_target(ledger, ["api"], "previous")["version"] == "1.0.0"
 
 
+def test_last_good_is_the_newest_good_release_even_when_it_serves_or_nothing_runs():
+    ledger = [release("1.0.0", "a", action="adopt"), release("1.1.0", "b"), release("1.2.0", "c", result="rolled_back")]
+    assert _release.pick_rollback_target(ledger, ["api"], "last_good")["version"] == "1.1.0"
+    assert _release.pick_rollback_target(ledger, ["api"], "last_good", {"api": ["sha256:b"]})["version"] == "1.1.0"
+    with pytest.raises(_compose.ComposeError, match="no good release of api to roll back to"):
+        _release.pick_rollback_target(ledger[2:], ["api"], "last_good")
+
+
 def test_a_named_rollback_takes_the_newest_good_release_of_that_version():
     ledger = [release("1.0.0", "a"), release("1.1.0", "b"), release("1.0.0", "a2"), release("1.2.0", "c")]
     assert _release.pick_rollback_target(ledger, ["api"], "1.0.0")["images"]["api"]["id"] == "sha256:a2"
