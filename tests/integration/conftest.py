@@ -442,6 +442,16 @@ class Stack:
                          env["STACKOPS_PYTHON_IMAGE"]))
         self.url = "http://127.0.0.1:%d" % self.port
 
+    def remove_by_label(self):
+        label = "label=com.docker.compose.project=" + self.name
+        for what in (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"]):
+            ids = subprocess.run(["docker"] + what + ["--filter", label], capture_output=True, text=True,
+                                 check=False).stdout.split()
+            if ids:
+                remove = ["rm", "-f"] if what[0] == "ps" else [what[0], "rm"]
+                subprocess.run(["docker"] + remove + ids, capture_output=True, check=False)
+        subprocess.run(["docker", "volume", "rm", self.name + "-uploads"], capture_output=True, check=False)
+
     def compose(self, *args):
         return subprocess.run([os.path.join(ROOT, "tools", "compose.sh"), "-p", self.name] + list(args),
                               cwd=self.dir, capture_output=True, text=True, check=False)
@@ -497,7 +507,10 @@ def running_stack(base, **env):
                  timeout=120, interval=0.5)
         yield stack
     finally:
-        stack.compose("down", "-v", "--remove-orphans")
+        if os.path.isdir(stack.dir):
+            stack.compose("down", "-v", "--remove-orphans")
+        else:  # a test destroyed the project directory (and maybe failed to bring it back)
+            stack.remove_by_label()
 
 
 # ---------------------------------------------------------------- the fault matrix
