@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,10 +24,15 @@ from conftest import (
     S3Server,
     free_port,
     images_env,
+    local_inventory,
+    run_playbook,
     postgres_image,
     running_stack,
     wait_for,
 )
+
+from test_disaster_recovery import uploads_listing
+from test_encryption import Key
 
 BIN = os.path.dirname(sys.executable)
 TIMES = {}
@@ -99,7 +105,7 @@ def fleet(tmp_path_factory):
                      SshHost("app1", str(keys / "id.pub"), str(keys / "id"), [str(base_a)]),
                      SshHost("app2", str(keys / "id.pub"), str(keys / "id"), [str(base_b)])]
             yield dict(db=hosts[0], app1=hosts[1], app2=hosts[2], stack_a=stack_a, stack_b=stack_b, s3=s3,
-                       work=tmp_path_factory.mktemp("remote"))
+                       work=tmp_path_factory.mktemp("remote"), keys=keys)
     finally:
         for host in hosts:
             host.remove()
@@ -259,3 +265,64 @@ def test_a_rolling_deploy_over_two_app_hosts_then_a_rollback(collection, fleet, 
     assert first.version() == "1.0.0" and second.version() == "1.0.0"
     report(capsys, "deploy over SSH: broken release rolled back on app1 in %.0fs (app2 untouched), good release on "
                    "both in %.0fs, rollback of both in %.0fs" % (broken, good, back))
+
+
+def test_disaster_recovery_brings_a_stack_back_on_a_fresh_server_over_ssh(collection, fleet, tmp_path_factory, capsys):
+    """The old server (this machine) backs its stack up, encrypted, to the S3 API and is wiped; a fresh server gets
+    the prerequisites and the stack back from the offsite copy alone. No release ledger here (the stack was started
+    with compose, never deployed by compose_release): the app starts at its env file's version."""
+    base = tmp_path_factory.mktemp("stack-dr")
+    key = Key(str(base), "dr")
+    s3 = fleet["s3"].options("dr-remote")
+    host = None
+    with running_stack(base) as stack:
+        try:
+            uploads = stack.name + "-uploads"
+            (api,) = stack.api_containers()
+            subprocess.run(["docker", "exec", api, "sh", "-c", "head -c 200000 /dev/urandom > /srv/uploads/photo.jpg"],
+                           check=True)
+            image = images_env()["SANDBOX_API_IMAGE"] + ":1.0.0"
+            files_before = uploads_listing(uploads, image)
+            users = stack.psql("SELECT count(*) FROM users")
+            rc, out, err = run_playbook(os.path.join(ROOT, "playbooks", "backup.yml"), local_inventory(base), dict(
+                backup_databases=["app"], backup_container=stack.postgres, backup_dest=str(base / "old/postgres"),
+                backup_s3=s3, backup_age_recipients=[key.recipient], backup_volumes=[uploads],
+                backup_volume_dest=str(base / "old/volumes"), backup_config_paths=[stack.dir],
+                backup_config_dest=str(base / "old/config"), report_ledger_path=str(base / "old/ledger.jsonl")))
+            assert rc == 0, err[-2000:]
+            assert stack.compose("down", "-v", "--remove-orphans").returncode == 0
+            shutil.rmtree(stack.dir)
+            shutil.rmtree(str(base / "old"))
+
+            keys = fleet["keys"]
+            host = SshHost("dr", str(keys / "id.pub"), str(keys / "id"), [str(base)])
+            path = os.path.join(str(base), "hosts.json")
+            with open(path, "w") as fh:
+                json.dump({"all": {"children": {"db": {"hosts": {"new1": dict(
+                    host.inventory_vars(), prerequisites_compose=True, prerequisites_age=True,
+                    disaster_recovery_s3=s3, disaster_recovery_age_identity=key.secret,
+                    disaster_recovery_project_dir=stack.dir, disaster_recovery_project_name=stack.name,
+                    disaster_recovery_container=stack.postgres, disaster_recovery_other_services=["proxy"],
+                    disaster_recovery_health_checks=[dict(name="ready", type="http", url=stack.url + "/health/ready")],
+                    report_metrics_dir="")}}}}}, fh)
+            env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection["path"], ANSIBLE_NOCOLOR="1",
+                       ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+            timings = []
+            for playbook in ("prerequisites", "disaster_recovery"):
+                started = time.monotonic()
+                proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "stackops.runbook." + playbook, "-i", path],
+                                      capture_output=True, text=True, env=env, cwd=str(base), check=False)
+                timings.append("%s %.0fs" % (playbook, time.monotonic() - started))
+                assert proc.returncode == 0, why(proc.stdout + proc.stderr) or proc.stdout[-3000:]
+            assert key.secret not in proc.stdout
+            assert stack.version() == "1.0.0"
+            assert stack.psql("SELECT count(*) FROM users") == users
+            assert uploads_listing(uploads, image) == files_before
+            entry = json.loads(host.ssh("tail -n 1 /var/log/stackops-runbook/ledger.jsonl").stdout)
+            assert entry["operation"] == "disaster_recovery" and entry["result"] == "succeeded", entry
+            assert key.secret not in host.ssh("cat /var/log/stackops-runbook/ledger.jsonl").stdout
+            report(capsys, "disaster recovery onto a fresh server over SSH: %s; RTO %ss, RPO %ss" % (
+                ", ".join(timings), entry["details"]["rto_seconds"], entry["details"]["rpo_seconds"]))
+        finally:
+            if host:
+                host.remove()
