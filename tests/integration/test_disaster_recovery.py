@@ -2,7 +2,7 @@
 in no registry) is backed up encrypted to the S3 API by the backup role - config, release images, roles, database,
 uploads volume - and then everything on the host is destroyed: containers, volumes, the project directory, the image,
 the local backups and every ledger. playbooks/disaster_recovery.yml, given only the bucket, its credentials and the age
-identity, brings it back: the API healthy at the same release, every table's row count equal to its manifest, the
+identity, brings it back (a first attempt that fails at the health gate is continued by the same command): the API healthy at the same release, every table's row count equal to its manifest, the
 uploads byte-identical, the RTO and RPO in the ledger and the metrics. Check mode prints the plan and changes nothing;
 a host that holds the project's data is refused without the confirmation."""
 
@@ -128,8 +128,21 @@ def test_the_server_is_lost_and_the_stack_comes_back_from_the_offsite_copy(tmp_p
         assert not os.path.exists(stack.dir) and not os.path.exists(ledger)
         assert docker("volume", "inspect", uploads, check=False).returncode != 0
 
+        # a first attempt fails at the last step (a health check that cannot pass): it says where it stopped,
+        # and the same command continues from there without the confirmation
+        broken = dict(recovery, disaster_recovery_health_timeout=15, disaster_recovery_health_checks=[
+            dict(name="ready", type="http", url=stack.url + "/health/never-there")])
+        rc, out, err = run_playbook(os.path.join(PLAYBOOKS, "disaster_recovery.yml"), inventory, broken)
+        assert rc != 0
+        stopped = task_results(out, "Stop here, the recovery failed")["msg"]
+        assert 'FAILED at "Start the app at its last good release behind the health gate"' in stopped, stopped
+        assert "run the same command again" in stopped and os.listdir(str(tmp_path / "progress"))
+        assert [json.loads(line) for line in open(ledger)][-1]["result"] == "failed"
+
         rc, out, err = run_playbook(os.path.join(PLAYBOOKS, "disaster_recovery.yml"), inventory, recovery)
         assert rc == 0, failures(out) + err[-2000:]
+        assert task_results(out, "Pick the backup set and check this host holds nothing it would replace")["resuming"]
+        assert os.listdir(str(tmp_path / "progress")) == []
         assert stack.version() == "1.1.0" and stack.env_version() == "1.1.0"
         assert docker("image", "inspect", app_image + ":1.1.0", check=False).returncode == 0
         assert app_counts(stack) == manifest["row_counts"]
