@@ -112,8 +112,8 @@ def plan_lines(plan):
             lines.append("%s: none in the offsite copy" % what)
     for kind in ("databases", "volumes"):
         for item in plan[kind]:
-            lines.append("%s %s: %s (%s, %s old)" % (kind[:-1], item["label"], item["name"], size_text(item["size"]),
-                                                    age_text(item["age_seconds"])))
+            lines.append("%s %s: %s (%s, %s old)" % (
+                kind[:-1], item["label"], item["name"], size_text(item["size"]), age_text(item["age_seconds"])))
     for skipped in plan["passed_over"]:
         lines.append("passed over %s: %s" % (skipped["name"], skipped["reason"]))
     lines.append("total %s to download; restore time of the databases: %s" % (

@@ -103,7 +103,7 @@ globals:
   returned: always
   type: dict
 databases:
-  description: The backup of each database, as for O(config) with C(label) the database.
+  description: The backup of each database, as for RV(config) with C(label) the database.
   returned: always
   type: list
   elements: dict
@@ -127,7 +127,7 @@ predicted_seconds:
   returned: always
   type: float
 prediction:
-  description: Where O(predicted_seconds) comes from, in words.
+  description: Where RV(predicted_seconds) comes from, in words.
   returned: always
   type: str
 data_timestamp:

@@ -2,9 +2,10 @@
 in no registry) is backed up encrypted to the S3 API by the backup role - config, release images, roles, database,
 uploads volume - and then everything on the host is destroyed: containers, volumes, the project directory, the image,
 the local backups and every ledger. playbooks/disaster_recovery.yml, given only the bucket, its credentials and the age
-identity, brings it back (a first attempt that fails at the health gate is continued by the same command): the API healthy at the same release, every table's row count equal to its manifest, the
-uploads byte-identical, the RTO and RPO in the ledger and the metrics. Check mode prints the plan and changes nothing;
-a host that holds the project's data is refused without the confirmation."""
+identity, brings it back (a first attempt that fails at the health gate is continued by the same command): the API
+healthy at the same release, every table's row count equal to its manifest, the uploads byte-identical, the RTO and
+RPO in the ledger and the metrics. Check mode prints the plan and changes nothing; a host that holds the project's
+data is refused without the confirmation."""
 
 import json
 import os
@@ -156,8 +157,8 @@ def test_the_server_is_lost_and_the_stack_comes_back_from_the_offsite_copy(tmp_p
         prom = open(os.path.join(metrics, "stackops_runbook_disaster_recovery.prom")).read()
         assert "stackops_dr_rto_seconds{project=\"%s\"}" % stack.name in prom and "stackops_dr_rpo_seconds" in prom
         with capsys.disabled():
-            print("\n[disaster recovery] %s; backup set %s" % (task_results(out, "Say how the recovery went")["msg"],
-                                                           ", ".join(plan["plan"][:-1])))
+            print("\n[disaster recovery] %s; backup set %s" % (
+                task_results(out, "Say how the recovery went")["msg"], ", ".join(plan["plan"][:-1])))
 
         # the host now holds the project: a second recovery is refused, and changes nothing, without the confirmation
         (api,) = stack.api_containers()
