@@ -107,8 +107,8 @@ def test_a_backup_of_an_emptied_database_fails_the_smoke_check(backed_up, tmp_pa
     emptied = str(tmp_path / "emptied")
     made = run_module("pg_backup", dict(database="app", container=stack.postgres, dest=emptied))
     assert not made.get("failed"), made.get("msg")
-    rc, out, err = run_playbook(playbook(), inventory, drill_vars(stack, dirs, restore_drill_path=emptied,
-                                                                   restore_drill_stack_timeout=15))
+    emptied_vars = drill_vars(stack, dirs, restore_drill_path=emptied, restore_drill_stack_timeout=15)
+    rc, out, err = run_playbook(playbook(), inventory, emptied_vars)
     assert rc != 0
     message = task_results(out, "Fail when the stack drill failed")["msg"]
     assert 'FAILED at "Run the smoke checks against the restored app"' in message
