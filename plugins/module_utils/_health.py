@@ -12,6 +12,7 @@ import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils import _measures as measures
 from ansible_collections.stackops.runbook.plugins.module_utils import _probes as probes
 
 RANK = {"healthy": 0, "degraded": 1, "down": 2}
@@ -34,6 +35,7 @@ def argument_spec():
         success_threshold=dict(type="int", default=1),
         failure_threshold=dict(type="int"),
         start_period=dict(type="int", default=0),
+        limits=dict(type="dict", default={}),
     )
     spec.update(docker_argument_spec())
     return spec
@@ -47,6 +49,15 @@ def secrets(params):
     return found
 
 
+def with_default_limits(check, limits):
+    """``check`` with the default limits of its type (the runbooks' thresholds, from the health role) unless it
+    sets warning or critical limits of its own."""
+    defaults = limits.get(check.get("type")) or {}
+    if not isinstance(check, dict) or not defaults or "warning" in check or "critical" in check:
+        return check
+    return dict(check, **{level: dict(defaults[level]) for level in ("warning", "critical") if level in defaults})
+
+
 def validate(params):
     """Raise ProbeFailed naming the check or parameter that is wrong."""
     if not params["checks"]:
@@ -54,6 +65,12 @@ def validate(params):
     names = [c.get("name") for c in params["checks"]]
     if len(set(names)) != len(names):
         raise ProbeFailed("check names must be unique (got %s)" % ", ".join(str(n) for n in names))
+    for check_type, limits in (params.get("limits") or {}).items():
+        if check_type not in measures.METRICS or not isinstance(limits, dict) or set(limits) - {"warning", "critical"}:
+            raise ProbeFailed("limits: %r must be a check type with limits (%s) mapped to warning and/or critical "
+                              "dicts, such as {latency: {warning: {p95_ms: 500}}}" % (
+                                  check_type, ", ".join(sorted(measures.METRICS))))
+    params["checks"] = [with_default_limits(check, params.get("limits") or {}) for check in params["checks"]]
     for check in params["checks"]:
         try:
             probes.validate_check(check)
@@ -66,20 +83,33 @@ def validate(params):
         raise ProbeFailed("interval must be above 0 and start_period 0 or more")
 
 
+DOCKER_CHECKS = ("container", "container_stats", "logs", "docker_disk")
+
+
 def needs_docker(params):
-    return any(c.get("type") == "container" for c in params["checks"])
+    return any(c.get("type") in DOCKER_CHECKS for c in params["checks"])
 
 
 def run_check(check, docker):
     started = time.monotonic()
     try:
-        if check["type"] == "container":
+        kind = check["type"]
+        if kind == "container":
             status, message, details = probes.check_container(check, docker())
+        elif kind == "container_stats":
+            status, message, details = measures.check_container_stats(check, docker())
+        elif kind == "logs":
+            status, message, details = measures.check_logs(check, docker(), probes.log_window(check))
+        elif kind == "docker_disk":
+            status, message, details = measures.check_docker_disk(check, docker())
+        elif kind == "latency":
+            status, message, details = measures.check_latency(check, probes.one_request)
         else:
             runner = dict(http=probes.check_http, status_json=probes.check_http, tcp=probes.check_tcp,
                           redis=probes.check_redis, tls=probes.check_tls, disk=probes.check_disk,
-                          postgres=probes.check_postgres)[check["type"]]
+                          postgres=probes.check_postgres)[kind]
             status, message, details = runner(check)
+        status, message, details = measures.graded(check, status, message, details)
     except Exception as exc:  # pylint: disable=broad-except
         status, message, details = "fail", "check raised %s: %s" % (type(exc).__name__, exc), {}
     return dict(name=check["name"], type=check["type"], severity=check.get("severity", "critical"), status=status,

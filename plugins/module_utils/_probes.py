@@ -20,7 +20,9 @@ import threading
 import time
 import urllib.parse
 
+from ansible_collections.stackops.runbook.plugins.module_utils import _measures as measures
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
 
@@ -29,7 +31,8 @@ try:
 except ImportError:  # pragma: no cover - modules report it through require_libraries
     jmespath = None
 
-CHECK_TYPES = ("http", "status_json", "tcp", "postgres", "container", "redis", "tls", "disk")
+CHECK_TYPES = ("http", "status_json", "tcp", "postgres", "container", "redis", "tls", "disk", "latency",
+               "container_stats", "logs", "docker_disk")
 COMPARISONS = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
     "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b, "contains": lambda a, b: b in a,
@@ -72,7 +75,11 @@ def validate_check(check):
         check_timeout(check)
     if check.get("body_regex") is not None:
         _compile(name, "body_regex", check["body_regex"])
-    if kind in ("http", "status_json"):
+    try:
+        measures.validate_limits(check)
+    except measures.LimitError as exc:
+        raise CheckInputError(str(exc))
+    if kind in ("http", "status_json", "latency"):
         _require(check, "url")
         if not re.match(r"^https?://[^/]+", check["url"]):
             raise CheckInputError("check %r: url %r needs a scheme and a host, such as http://127.0.0.1:8080/health"
@@ -91,6 +98,18 @@ def validate_check(check):
         _require(check, "host", "port")
     elif kind == "container":
         _require(check, "container")
+    elif kind in ("container_stats", "logs"):
+        if not check.get("container") and not check.get("service"):
+            raise CheckInputError("check %r (%s) needs container, or service (and project) of a compose stack"
+                                  % (name, kind))
+        if kind == "logs":
+            _require(check, "pattern")
+            _compile(name, "pattern", check["pattern"])
+            if check.get("per"):
+                _compile(name, "per", check["per"])
+            log_window(check)
+    if kind == "latency" and not (isinstance(check.get("requests", 20), int) and 1 <= check.get("requests", 20) <= 1000):
+        raise CheckInputError("check %r: requests=%r must be a whole number from 1 to 1000" % (name, check.get("requests")))
     elif kind == "disk":
         _require(check, "path")
     for low, high in (("warning_percent", "critical_percent"), ("warning_days", "critical_days")):
@@ -102,6 +121,17 @@ def validate_check(check):
 
 
 DEFAULT_TIMEOUT = 5
+
+
+def log_window(check):
+    """Seconds of logs a ``logs`` check reads (``since``, default 15m)."""
+    try:
+        seconds = parse_duration(check.get("since", "15m"))
+    except ValueError as exc:
+        raise CheckInputError("check %r: since: %s" % (check.get("name"), exc))
+    if seconds <= 0:
+        raise CheckInputError("check %r: since must be above 0, such as 15m" % check.get("name"))
+    return seconds
 
 
 def check_timeout(check):
@@ -227,6 +257,16 @@ def _http_request(check, deadline):
         connection.close()
 
 
+def one_request(check):
+    """One request of a latency check: (HTTP status, None), or (None, what went wrong)."""
+    with Deadline(check_timeout(check)) as deadline:
+        try:
+            status, _body = _http_request(check, deadline)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return None, deadline.message(check["url"], exc)
+    return status, None
+
+
 def check_http(check):
     started = time.monotonic()
     with Deadline(check_timeout(check)) as deadline:
@@ -299,13 +339,31 @@ def check_redis(check):
                         return "fail", "AUTH refused: %s" % answer.decode("utf-8", "replace"), {}
                 sock.sendall(_resp("PING"))
                 answer = reader.readline().strip()
+                info = _redis_info(sock, reader) if answer == b"+PONG" else {}
         except OSError as exc:
             return "fail", deadline.message(where, exc), {}
         if deadline.expired:
             return "fail", deadline.message(where, None), {}
-    if answer == b"+PONG":
-        return "pass", "PONG", {}
-    return "fail", "PING answered %s" % answer.decode("utf-8", "replace"), {}
+    if answer != b"+PONG":
+        return "fail", "PING answered %s" % answer.decode("utf-8", "replace"), {}
+    details = dict(used_memory_bytes=int(info.get("used_memory", 0)), maxmemory_bytes=int(info.get("maxmemory", 0)),
+                   connected_clients=int(info.get("connected_clients", 0)))
+    message = "PONG; %d clients, %d MiB used" % (details["connected_clients"], details["used_memory_bytes"] // 1048576)
+    if details["maxmemory_bytes"]:
+        # no maxmemory: redis grows until the host runs out, so there is no percentage to grade
+        details["memory_percent"] = round(100.0 * details["used_memory_bytes"] / details["maxmemory_bytes"], 1)
+        message += " (%.1f%% of maxmemory)" % details["memory_percent"]
+    return "pass", message, details
+
+
+def _redis_info(sock, reader):
+    """``INFO``'s fields (memory, clients...) as a dict of strings."""
+    sock.sendall(_resp("INFO"))
+    header = reader.readline().strip()
+    if not header.startswith(b"$"):
+        return {}
+    body = reader.read(int(header[1:]) + 2).decode("utf-8", "replace")
+    return dict(line.split(":", 1) for line in body.splitlines() if ":" in line and not line.startswith("#"))
 
 
 def _resp(*words):
@@ -390,6 +448,15 @@ POSTGRES_KEYS = ("login_host", "login_port", "login_user", "login_password", "lo
                  "ca_cert", "bin_dir", "container", "container_user", "docker_host")
 
 
+# connections (client backends) against max_connections, and how long the oldest running query and open
+# transaction of others have run: what the runbooks read from pg_stat_activity
+ACTIVITY_SQL = ("SELECT count(*), current_setting('max_connections'), "
+                "coalesce(max(extract(epoch FROM now() - query_start)) FILTER (WHERE state = 'active' "
+                "AND pid <> pg_backend_pid()), 0), "
+                "coalesce(max(extract(epoch FROM now() - xact_start)) FILTER (WHERE pid <> pg_backend_pid()), 0) "
+                "FROM pg_stat_activity WHERE backend_type = 'client backend';")
+
+
 def check_postgres(check):
     """Connect (psql, with the collection's connection options), run ``query`` if given, and check that the
     ``tables`` exist (the schema is migrated). The check's timeout bounds the connection (connect_timeout),
@@ -421,6 +488,7 @@ def check_postgres(check):
                         missing.append(table)
                 if missing:
                     return "fail", "schema not ready: missing %s" % ", ".join(missing), dict(server_version=version)
+                activity = session.scalar(ACTIVITY_SQL).split("|")
             finally:
                 timer.cancel()
                 session.close()
@@ -428,7 +496,14 @@ def check_postgres(check):
         return "fail", exc.stderr.strip().splitlines()[0] if exc.stderr.strip() else str(exc), {}
     except Exception as exc:  # pylint: disable=broad-except
         return "fail", str(exc), {}
-    return "pass", "PostgreSQL %s answers" % version.split()[0], dict(server_version=version)
+    connections, maximum = int(activity[0]), int(activity[1])
+    details = dict(server_version=version, connections=connections, max_connections=maximum,
+                   connections_percent=round(100.0 * connections / maximum, 1) if maximum else 0.0,
+                   longest_query_seconds=round(float(activity[2]), 1),
+                   longest_transaction_seconds=round(float(activity[3]), 1))
+    return "pass", "PostgreSQL %s answers; %d of %d connections, longest query %.0fs, transaction %.0fs" % (
+        version.split()[0], connections, maximum, details["longest_query_seconds"],
+        details["longest_transaction_seconds"]), details
 
 
 def verdict(results):

@@ -19,7 +19,7 @@ description:
     unhealthy.
 requirements:
   - python jmespath (C(jmespath))
-  - The Python docker SDK (C(docker)) for C(container) checks
+  - The Python docker SDK (C(docker)) for C(container), C(container_stats), C(logs) and C(docker_disk) checks
 author:
   - stackops.runbook contributors (@stackops)
 extends_documentation_fragment:
@@ -50,9 +50,32 @@ options:
       - C(container) takes C(container) and C(require_healthcheck) (default true; a container without a
         healthcheck is reported as such, never silently healthy).
       - C(disk) takes C(path), C(warning_percent) (80) and C(critical_percent) (90).
+      - C(latency) takes C(url) (and C(method), C(headers), C(status) as C(http)) and C(requests) (20), sent one after
+        another; it measures C(p50_ms), C(p95_ms), C(max_ms) and C(error_percent).
+      - C(container_stats) takes C(container), or C(service) and C(project) of a compose stack (the busiest container
+        is graded); one docker stats sample measures C(cpu_percent) (100 is one core), C(memory_percent) (of the
+        container's limit) and C(memory_bytes).
+      - C(logs) takes C(container), or C(service) and C(project), C(pattern) (a regular expression, case-insensitive
+        unless C(case_sensitive)), C(since) (the window, default C(15m)) and C(per) (the denominator's pattern, such
+        as request lines); it measures C(matches) and, with C(per), C(match_percent).
+      - C(docker_disk) measures C(images_bytes), C(build_cache_bytes), C(volumes_bytes), C(containers_bytes) and
+        C(total_bytes) (docker system df).
+      - C(redis) also measures C(connected_clients), C(used_memory_bytes) and, when redis has a C(maxmemory),
+        C(memory_percent); C(postgres) also C(connections), C(connections_percent) (of C(max_connections)),
+        C(longest_query_seconds) and C(longest_transaction_seconds) (of other sessions).
+      - "Every check of these types takes C(warning) and C(critical): limits on what it measures, such as
+        C({p95_ms: 500}); a value at or over a critical limit fails the check, at or over a warning limit it warns.
+        The message names the values and the limits reached; every measured value is in the check's C(details)."
     type: list
     elements: dict
     required: true
+  limits:
+    description:
+      - Default limits per check type, for the checks of that type that set no C(warning) and C(critical) of their
+        own, such as C({latency: {warning: {p95_ms: 500}, critical: {p95_ms: 2000}}}). The health role passes the
+        runbooks' thresholds (C(health_thresholds)).
+    type: dict
+    default: {}
   wait_for:
     description: Repeat the checks until the verdict is this or better (C(degraded) accepts C(healthy) too).
     type: str
@@ -97,6 +120,10 @@ EXAMPLES = r"""
       - {name: worker, type: container, container: app-worker-1}
       - {name: certificate, type: tls, host: app.example.com, port: 443, severity: warning}
       - {name: disk, type: disk, path: /var/lib/docker, severity: warning}
+      - {name: api p95, type: latency, url: "http://127.0.0.1:8080/health", warning: {p95_ms: 500}, critical: {p95_ms: 2000}}
+      - {name: api errors, type: logs, service: api, project: app, pattern: " 5\\d\\d ", per: "HTTP/1", since: 15m,
+         warning: {match_percent: 1}, critical: {match_percent: 5}}
+      - {name: api cpu, type: container_stats, service: api, project: app, warning: {cpu_percent: 80}}
   register: health
 
 - name: Wait until the API is healthy after a deploy
