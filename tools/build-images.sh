@@ -156,6 +156,15 @@ build_bare_images() {
 }
 build_bare_images
 
+# The sandbox's cache: Debian's redis-server (7.0) on the bare image, as no registry answers here.
+REDIS_IMAGE=${REDIS_IMAGE:-stackops-local/redis:7}
+if ! have_image "$REDIS_IMAGE"; then
+    echo "building $REDIS_IMAGE..."
+    printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends redis-server && rm -rf /var/lib/apt/lists/*\nEXPOSE 6379\nCMD ["redis-server", "--protected-mode", "no"]\n' \
+        "$BARE_IMAGE" | docker build -q -t "$REDIS_IMAGE" - >/dev/null
+    echo "built $REDIS_IMAGE"
+fi
+
 cat > .build/images.env <<ENV
 STACKOPS_POSTGRES_IMAGE=$postgres_image
 STACKOPS_PYTHON_IMAGE=$python_image
@@ -164,5 +173,6 @@ STACKOPS_MOLECULE_DOCKER_IMAGE=$MOLECULE_DOCKER_IMAGE
 SANDBOX_API_IMAGE=$API_IMAGE
 STACKOPS_BARE_IMAGE=$BARE_IMAGE
 STACKOPS_SSH_HOST_IMAGE=$SSH_HOST_IMAGE
+STACKOPS_REDIS_IMAGE=$REDIS_IMAGE
 ENV
 cat .build/images.env

@@ -57,7 +57,7 @@ service_container() {
 
 wait_healthy() {
     local name id
-    for name in postgres api proxy; do
+    for name in postgres redis api proxy; do
         id=$(service_container "$name")
         for _ in $(seq 1 90); do
             [ "$(docker inspect -f '{{.State.Health.Status}}' "$id" 2>/dev/null)" = healthy ] && break
@@ -69,6 +69,14 @@ wait_healthy() {
             return 1
         fi
     done
+    # a new cluster's init phase answers on the socket only and then restarts: TCP answers once it is done
+    id=$(service_container postgres)
+    for _ in $(seq 1 90); do
+        docker exec "$id" pg_isready -q -h 127.0.0.1 -U postgres && return 0
+        sleep 1
+    done
+    echo "the sandbox's postgres did not accept TCP connections" >&2
+    return 1
 }
 
 case "${1:-}" in

@@ -428,17 +428,19 @@ class Stack:
         self.dir = str(base / "project")
         shutil.copytree(os.path.join(ROOT, "tools", "sandbox"), self.dir,
                         ignore=shutil.ignore_patterns(".env"))
-        self.port, self.pg_port = free_port(), free_port()
+        self.port, self.pg_port, self.redis_port = free_port(), free_port(), free_port()
         self.postgres = self.name + "-postgres"
         self.ledger = str(base / "releases.jsonl")
         env = images_env()
         self.env_file = os.path.join(self.dir, ".env")
         with open(self.env_file, "w") as fh:
             fh.write("# the project's env file, as users keep it\nSANDBOX_NAME=%s\nSANDBOX_API_PORT=%d\n"
-                     "SANDBOX_POSTGRES_PORT=%d\nSTACKOPS_POSTGRES_IMAGE=%s\nSTACKOPS_PYTHON_IMAGE=%s\n"
+                     "SANDBOX_POSTGRES_PORT=%d\nSANDBOX_REDIS_PORT=%d\nSTACKOPS_REDIS_IMAGE=%s\n"
+                     "STACKOPS_POSTGRES_IMAGE=%s\nSTACKOPS_PYTHON_IMAGE=%s\n"
                      "SANDBOX_POSTGRES_PASSWORD=deploy-test-password\nSANDBOX_APP_DB_PASSWORD=deploy-test-password\n"
                      "APP_VERSION=1.0.0\n" % (
-                         self.name, self.port, self.pg_port, env["STACKOPS_POSTGRES_IMAGE"],
+                         self.name, self.port, self.pg_port, self.redis_port, env["STACKOPS_REDIS_IMAGE"],
+                         env["STACKOPS_POSTGRES_IMAGE"],
                          env["STACKOPS_PYTHON_IMAGE"]))
         self.url = "http://127.0.0.1:%d" % self.port
 

@@ -109,7 +109,7 @@ def test_the_server_is_lost_and_the_stack_comes_back_from_the_offsite_copy(tmp_p
         recovery = dict(
             disaster_recovery_s3=s3.options(s3_prefix), disaster_recovery_age_identity_file=key.path,
             disaster_recovery_project_dir=stack.dir, disaster_recovery_project_name=stack.name,
-            disaster_recovery_container=stack.postgres, disaster_recovery_other_services=["proxy"],
+            disaster_recovery_container=stack.postgres, disaster_recovery_other_services=["redis", "worker", "proxy"],
             disaster_recovery_release_ledger=stack.ledger, disaster_recovery_require=["config", "images", "globals"],
             disaster_recovery_version_url=stack.url + "/api/version",
             disaster_recovery_health_checks=[dict(name="ready", type="http", url=stack.url + "/health/ready")],

@@ -302,7 +302,7 @@ def test_disaster_recovery_brings_a_stack_back_on_a_fresh_server_over_ssh(collec
                     host.inventory_vars(), prerequisites_compose=True, prerequisites_age=True,
                     disaster_recovery_s3=s3, disaster_recovery_age_identity=key.secret,
                     disaster_recovery_project_dir=stack.dir, disaster_recovery_project_name=stack.name,
-                    disaster_recovery_container=stack.postgres, disaster_recovery_other_services=["proxy"],
+                    disaster_recovery_container=stack.postgres, disaster_recovery_other_services=["redis", "worker", "proxy"],
                     disaster_recovery_health_checks=[dict(name="ready", type="http", url=stack.url + "/health/ready")],
                     report_metrics_dir="")}}}}}, fh)
             env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collection["path"], ANSIBLE_NOCOLOR="1",

@@ -6,6 +6,9 @@ the migrate commands need psycopg2 (tools/build-images.sh puts it in the version
 DEMO_SERVICE_STATES ("cache=degraded,queue=down") overrides services' states for health drills.
 DEMO_FAILURE makes a broken release for deploy tests: ``never_healthy`` (the health endpoints always say
 503) or ``unhealthy_after=SECONDS`` (healthy at first, then 503).
+Every request is logged to stdout, one line each, as a reverse proxy's access log is. With REDIS_HOST the cache's
+state is redis's answer to PING, and ``worker`` runs the stack's background worker: a job every
+WORKER_INTERVAL seconds (a counter and a login session in redis, a row count from the database), a log line each.
 On SIGTERM the server stops accepting, finishes the requests in flight and exits, as a real app should.
 """
 
@@ -23,6 +26,24 @@ STARTED = time.time()
 VERSION = os.environ.get("APP_VERSION", "0.0.0")
 DB = (os.environ.get("DATABASE_HOST", "postgres"), int(os.environ.get("DATABASE_PORT", "5432")))
 FAILURE = os.environ.get("DEMO_FAILURE", "")
+REDIS = (os.environ.get("REDIS_HOST", ""), int(os.environ.get("REDIS_PORT", "6379")))
+
+
+def redis_command(*words):
+    """One command to redis over its protocol (no client library in the image); the reply's first line."""
+    with socket.create_connection(REDIS, timeout=2) as sock:
+        sock.sendall(b"".join([b"*%d\r\n" % len(words)] + [b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode())
+                                                             for w in words]))
+        return sock.makefile("rb").readline().decode().strip()
+
+
+def cache_state():
+    if not REDIS[0]:
+        return "up"
+    try:
+        return "up" if redis_command("PING") == "+PONG" else "degraded"
+    except OSError:
+        return "down"
 
 
 def database_login():
@@ -80,7 +101,7 @@ def database_state():
 
 
 def services():
-    states = {"database": database_state(), "cache": "up", "queue": "up", "storage": "up"}
+    states = {"database": database_state(), "cache": cache_state(), "queue": "up", "storage": "up"}
     states.update(overrides())
     return states
 
@@ -128,7 +149,9 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": "not found"})
 
     def log_message(self, fmt, *args):
-        pass
+        # the access log: one line per request (the runbooks grep it for 5xx and errors)
+        sys.stdout.write('%s - - [%s] %s\n' % (self.address_string(), self.log_date_time_string(), fmt % args))
+        sys.stdout.flush()
 
 
 def connect():
@@ -177,6 +200,21 @@ def migrate(status_only):
     return 0
 
 
+def work():
+    """The background worker: a job every WORKER_INTERVAL seconds, logged; a failed job is logged as an ERROR."""
+    interval = float(os.environ.get("WORKER_INTERVAL", "5"))
+    job = 0
+    while True:
+        job += 1
+        try:
+            done = redis_command("INCR", "jobs:processed")
+            redis_command("SET", "session:worker-%d" % (job % 5), "user=%d" % job, "EX", "3600")
+            print("worker: job %d done (%s processed)" % (job, done.lstrip(":")), flush=True)
+        except OSError as exc:
+            print("worker: ERROR job %d failed: %s" % (job, exc), flush=True)
+        time.sleep(interval)
+
+
 def serve():
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
     server.daemon_threads = False  # server_close() waits for the requests in flight
@@ -191,4 +229,7 @@ def serve():
 if __name__ == "__main__":
     if sys.argv[1:2] == ["migrate"]:
         sys.exit(migrate(sys.argv[2:3] == ["status"]))
+    if sys.argv[1:2] == ["worker"]:
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+        work()
     serve()
