@@ -80,7 +80,7 @@ def check_latency(check, one_request):
     count = int(check.get("requests", 20))
     accepted = check.get("status") or [200]
     times, errors = [], []
-    for _ in range(count):
+    for _request in range(count):
         started = time.monotonic()
         status, error = one_request(check)
         elapsed = (time.monotonic() - started) * 1000

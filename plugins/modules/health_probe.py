@@ -71,9 +71,9 @@ options:
     required: true
   limits:
     description:
-      - Default limits per check type, for the checks of that type that set no C(warning) and C(critical) of their
+      - "Default limits per check type, for the checks of that type that set no C(warning) and C(critical) of their
         own, such as C({latency: {warning: {p95_ms: 500}, critical: {p95_ms: 2000}}}). The health role passes the
-        runbooks' thresholds (C(health_thresholds)).
+        runbooks' thresholds (C(health_thresholds))."
     type: dict
     default: {}
   wait_for:

@@ -32,8 +32,8 @@ REDIS = (os.environ.get("REDIS_HOST", ""), int(os.environ.get("REDIS_PORT", "637
 def redis_command(*words):
     """One command to redis over its protocol (no client library in the image); the reply's first line."""
     with socket.create_connection(REDIS, timeout=2) as sock:
-        sock.sendall(b"".join([b"*%d\r\n" % len(words)] + [b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode())
-                                                             for w in words]))
+        parts = [b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words]
+        sock.sendall(b"".join([b"*%d\r\n" % len(words)] + parts))
         return sock.makefile("rb").readline().decode().strip()
 
 
