@@ -23,6 +23,7 @@ import urllib.parse
 from ansible_collections.stackops.runbook.plugins.module_utils import _measures as measures
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
+from ansible_collections.stackops.runbook.plugins.module_utils._redis import command_bytes
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession
 
@@ -366,8 +367,7 @@ def _redis_info(sock, reader):
     return dict(line.split(":", 1) for line in body.splitlines() if ":" in line and not line.startswith("#"))
 
 
-def _resp(*words):
-    return b"".join([b"*%d\r\n" % len(words)] + [b"$%d\r\n%s\r\n" % (len(w.encode()), w.encode()) for w in words])
+_resp = command_bytes
 
 
 def check_tls(check):
