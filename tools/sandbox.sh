@@ -93,8 +93,8 @@ case "${1:-}" in
         ;;
     down)
         compose down -v --remove-orphans || true
-        # the version compose_release deployed (tools/sandbox/.env) goes with the sandbox
-        rm -rf "$ROOT/tools/sandbox/.env" "$STATE/releases.jsonl" "$STATE/releases.jsonl.lock" "$STATE/secrets" "$STATE/incidents"
+        # the version compose_release deployed (tools/sandbox/.env) and a maintenance page go with the sandbox
+        rm -rf "$ROOT/tools/sandbox/.env" "$ROOT/tools/sandbox/maintenance" "$STATE/releases.jsonl" "$STATE/releases.jsonl.lock" "$STATE/secrets" "$STATE/incidents"
         s3_down
         rm -rf "$STATE/pre-migration" "$STATE/backups" "$STATE/volume-backups" "$STATE/drills" "$STATE/metrics" "$STATE/ledger.jsonl"
         echo "sandbox removed"

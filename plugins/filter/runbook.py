@@ -6,6 +6,7 @@ Documented in the .yml file of each filter beside this one."""
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -124,8 +125,36 @@ def health_metrics(probe):
     return metrics
 
 
+def firewall_blocks(addresses, never=None, what="incident_block_ips"):
+    """Which of ``addresses`` (IP addresses or networks) may be blocked: {"block": [{source, ip_version}],
+    "kept": [{source, why}]}. An entry that overlaps one of ``never`` (loopback, the address the controller
+    connects from) is kept, saying why: blocking it would cut the operator off. A malformed entry fails naming
+    ``what``."""
+    def network(text, name):
+        try:
+            return ipaddress.ip_network(str(text).strip(), strict=False)
+        except ValueError:
+            raise AnsibleFilterError("%s: %r is not an IP address or network (such as 203.0.113.7 or 203.0.113.0/24)"
+                                     % (name, text))
+    guarded = [network(n, "incident_never_block") for n in never or [] if str(n).strip()]
+    result, seen = dict(block=[], kept=[]), set()
+    for text in addresses or []:
+        net = network(text, what)
+        if net in seen:
+            continue
+        seen.add(net)
+        source = str(net.network_address) if net.num_addresses == 1 else str(net)
+        overlap = [str(g) for g in guarded if g.version == net.version and net.overlaps(g)]
+        if overlap:
+            result["kept"].append(dict(source=source, why="overlaps %s (never blocked: loopback or the address this "
+                                                          "run connects from)" % ", ".join(overlap)))
+        else:
+            result["block"].append(dict(source=source, ip_version="ipv%d" % net.version))
+    return result
+
+
 class FilterModule:
     def filters(self):
         return dict(backup_line=backup_line, backup_metrics=backup_metrics, drill_metrics=drill_metrics,
                     health_metrics=health_metrics, seconds=seconds,
-                    failure_message=failure_message)
+                    failure_message=failure_message, firewall_blocks=firewall_blocks)

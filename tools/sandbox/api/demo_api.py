@@ -9,12 +9,18 @@ DEMO_FAILURE makes a broken release for deploy tests: ``never_healthy`` (the hea
 Every request is logged to stdout, one line each, as a reverse proxy's access log is. With REDIS_HOST the cache's
 state is redis's answer to PING, and ``worker`` runs the stack's background worker: a job every
 WORKER_INTERVAL seconds (a counter and a login session in redis, a row count from the database), a log line each.
+``POST /api/login`` ({"email", "password"}) is the sign-in the security-incident tests attack: each attempt is a
+row of security_events (login or login_failed, with the client's address), a failure is logged as a warning and
+answered 401, a success (the password DEMO_LOGIN_PASSWORD) stores a session in redis (``session:<token>``).
+The client is the last address of X-Forwarded-For (set by the proxy), as apps behind a proxy take it.
 On SIGTERM the server stops accepting, finishes the requests in flight and exits, as a real app should.
 """
 
 import glob
+import ipaddress
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -26,6 +32,8 @@ STARTED = time.time()
 VERSION = os.environ.get("APP_VERSION", "0.0.0")
 DB = (os.environ.get("DATABASE_HOST", "postgres"), int(os.environ.get("DATABASE_PORT", "5432")))
 FAILURE = os.environ.get("DEMO_FAILURE", "")
+# the proxies in front of the app (docker's networks, loopback): the client is the address before them
+PROXIES = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8")]
 REDIS = (os.environ.get("REDIS_HOST", ""), int(os.environ.get("REDIS_PORT", "6379")))
 
 
@@ -148,9 +156,46 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": "not found"})
 
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        if self.path.split("?", 1)[0] != "/api/login":
+            return self._json(404, {"error": "not found"})
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        except ValueError:
+            return self._json(400, {"error": "a JSON body with email and password"})
+        email = str(body.get("email", ""))
+        ok = body.get("password") == os.environ.get("DEMO_LOGIN_PASSWORD", "correct-horse-battery")
+        try:
+            conn = connect()
+            with conn, conn.cursor() as cur:
+                cur.execute("INSERT INTO security_events (user_id, kind, ip, details, occurred_at) "
+                            "SELECT (SELECT id FROM users WHERE email = %s), %s, %s, %s, now()",
+                            (email, "login" if ok else "login_failed", self.client(), json.dumps({"email": email})))
+            conn.close()
+        except Exception as exc:  # pylint: disable=broad-except
+            sys.stdout.write("ERROR cannot record the login attempt: %s\n" % str(exc).strip())
+        if not ok:
+            sys.stdout.write("WARNING login failed for %s from %s\n" % (email, self.client()))
+            return self._json(401, {"error": "unauthorized"})
+        token = secrets.token_hex(16)
+        redis_command("SET", "session:" + token, email, "EX", "3600")
+        return self._json(200, {"session": token})
+
+    def client(self):
+        """The last address of X-Forwarded-For that is not a proxy of ours, as apps behind one take it."""
+        hops = [a.strip() for a in self.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+        hops.append(self.client_address[0])
+        for address in reversed(hops):
+            try:
+                if not any(ipaddress.ip_address(address) in network for network in PROXIES):
+                    return address
+            except ValueError:
+                return address
+        return hops[0]
+
     def log_message(self, fmt, *args):
         # the access log: one line per request (the runbooks grep it for 5xx and errors)
-        sys.stdout.write('%s - - [%s] %s\n' % (self.address_string(), self.log_date_time_string(), fmt % args))
+        sys.stdout.write('%s - - [%s] %s\n' % (self.client(), self.log_date_time_string(), fmt % args))
         sys.stdout.flush()
 
 
