@@ -168,7 +168,11 @@ def test_check_mode_says_what_it_would_do_and_changes_nothing(stack, namespace, 
 def test_the_incident_preserves_evidence_then_contains_and_summarises(stack, namespace, tmp_path):
     session = attack(stack)
     assert redis(stack, "EXISTS", "jobs:processed") == ["1"]  # the worker's queue counter
-    rc, out, _err = run_playbook(PLAYBOOK, inventory(tmp_path, stack, namespace), CONTAIN)
+    token_file = tmp_path / "webhook-token"
+    token_file.write_text("old-webhook-token-0123456789")
+    rotate = [dict(name="webhook_token", files=[str(token_file)], current_value="old-webhook-token-0123456789")]
+    rc, out, _err = run_playbook(PLAYBOOK, inventory(tmp_path, stack, namespace),
+                                 dict(CONTAIN, incident_rotate_secrets=rotate))
     assert rc == 0, failures(out)
 
     # evidence: the attacker first, by the proxy's access log and by the app's own table
@@ -199,6 +203,11 @@ def test_the_incident_preserves_evidence_then_contains_and_summarises(stack, nam
     assert redis(stack, "EXISTS", "session:" + session) == ["0"]
     assert redis(stack, "GET", "cache:home") == ["<html>"] and redis(stack, "EXISTS", "jobs:processed") == ["1"]
 
+    # the exposed secret rotated now (it is not 80 days old), its value nowhere in the output
+    new_token = token_file.read_text().strip()
+    assert new_token != "old-webhook-token-0123456789" and len(new_token) >= 32
+    assert new_token not in json.dumps(out)
+
     # the summary in the runbooks' template
     summary_path = task_results(out, "Write the security incident's summary")["dest"]
     assert os.stat(summary_path).st_mode & 0o777 == 0o600
@@ -212,16 +221,23 @@ def test_the_incident_preserves_evidence_then_contains_and_summarises(stack, nam
     # the ledger: the evidence and each step as it was done, then the outcome
     lines = [entry for entry in ledger(tmp_path) if entry["operation"] == "security_incident"]
     steps = [entry["details"].get("step") for entry in lines]
-    assert steps == ["evidence", "maintenance", "block", "sessions", None], steps
+    assert steps == ["evidence", "maintenance", "block", "rotate", "sessions", None], steps
+    assert new_token not in open(tmp_path / "ledger.jsonl").read()
     assert lines[-1]["result"] == "succeeded" and lines[-1]["summary"].startswith("P2/S2 (suggested) credential-stuffing")
 
-    # over: lift the page and unblock; both are idempotent steps of the same playbook
+    # over: lift the page and unblock; both are idempotent steps of the same playbook (and the worker, which the
+    # attacker's sessions could reach, is stopped: the other containment step)
     rc, out, _err = run_playbook(PLAYBOOK, inventory(tmp_path, stack, namespace),
                                  dict(incident_name="credential-stuffing", incident_maintenance_lift=True,
-                                      incident_unblock_ips=[ATTACKER, "198.51.100.0/24"]))
+                                      incident_unblock_ips=[ATTACKER, "198.51.100.0/24"], incident_stop_services=["worker"]))
     assert rc == 0, failures(out)
     assert request(stack.url + "/api/version")[0] == 200
     assert "stackops incident" not in namespace.run("iptables", "-S") and namespace.reaches(ATTACKER)
+    running = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=" + stack.name,
+                              "--filter", "label=com.docker.compose.service=worker"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert running == []
+    assert [e["details"].get("step") for e in ledger(tmp_path)][-5:] == ["evidence", "maintenance", "stop", "block", None]
 
 
 def test_bad_settings_fail_before_anything_is_done(stack, namespace, tmp_path):
