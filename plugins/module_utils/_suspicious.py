@@ -33,7 +33,8 @@ EXAMPLES_PER_PATTERN = 3
 
 
 class PatternError(RunbookError):
-    """A pattern the user gave does not compile, or a client pattern has no group."""
+    """The log reading's settings are wrong: a pattern that does not compile, a client pattern without a group,
+    a window that is no duration."""
 
 
 def compile_patterns(patterns, client_patterns):

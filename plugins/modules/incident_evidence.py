@@ -482,6 +482,23 @@ def collect_queries(bundle, p, results):
             bundle.attempt("queries/%s" % query["name"], one)
 
 
+def log_scan(p):
+    """(the scan, the window's start in epoch seconds, its length) for ``since``, or Nones without it."""
+    if not p["since"]:
+        return None, None, None
+    try:
+        window = parse_duration(p["since"])
+    except ValueError as exc:
+        raise PatternError("since: %s" % exc)
+    if window < 1:
+        raise PatternError("since=%r: the window must be above 0, such as 2h" % p["since"])
+    if not (p["compose_project"] or p["containers"]):
+        raise PatternError("since: set compose_project or containers - whose logs should be read?")
+    scan = SuspiciousLines(SUSPICIOUS_PATTERNS if p["suspicious_patterns"] is None else p["suspicious_patterns"],
+                           p["client_patterns"] or CLIENT_PATTERNS)
+    return scan, int(time.time()) - window, window
+
+
 def main():
     spec = postgres_common_argument_spec()
     spec.update(
@@ -517,27 +534,13 @@ def main():
         if not SAFE_NAME.match(query["name"]):
             module.fail_json(msg="queries: name=%r: use letters, digits, '.', '_' and '-' (it names the result's "
                                  "file)" % query["name"])
-    scan = since = window = None
-    if p["since"]:
-        try:
-            window = parse_duration(p["since"])
-            scan = SuspiciousLines(SUSPICIOUS_PATTERNS if p["suspicious_patterns"] is None else
-                                   p["suspicious_patterns"], p["client_patterns"] or CLIENT_PATTERNS)
-        except ValueError as exc:
-            module.fail_json(msg="since: %s" % exc)
-        except PatternError as exc:
-            module.fail_from(exc)
-        if window < 1:
-            module.fail_json(msg="since=%r: the window must be above 0, such as 2h" % p["since"])
-        if not (p["compose_project"] or p["containers"]):
-            module.fail_json(msg="since: set compose_project or containers - whose logs should be read?")
-        since = int(time.time()) - window
     wants_docker = bool(p["compose_project"] or p["containers"] or p["container"])
-    require_libraries(module, docker=wants_docker)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = os.path.join(p["dest"], "%s_%s.tar.gz" % (p["name"], stamp))
     bundle = Bundle(p["dest"], module.check_mode)
     try:
+        scan, since, window = log_scan(p)  # its settings are checked before anything is read
+        require_libraries(module, docker=wants_docker)
         result = collect(bundle, p, stamp, wants_docker, scan, since, window)
         if module.check_mode:
             module.exit_json(changed=False, msg="check mode: would write %s" % path, **result)

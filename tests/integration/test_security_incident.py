@@ -253,3 +253,9 @@ def test_bad_settings_fail_before_anything_is_done(stack, namespace, tmp_path):
                                  dict(incident_block_ips=["203.0.113.300"]))
     assert rc != 0 and "incident_block_ips: '203.0.113.300' is not an IP address" in failures(out), failures(out)
     assert "stackops incident" not in namespace.run("iptables", "-S")
+
+    rc, out, _err = run_playbook(PLAYBOOK, inventory(tmp_path, stack, namespace),
+                                 dict(incident_since="two hours", incident_maintenance=True))
+    assert rc != 0 and "since: 'two hours' is not a duration" in failures(out), failures(out)
+    assert not os.path.exists(os.path.join(stack.dir, "maintenance", "maintenance.html"))
+    assert not glob.glob(str(tmp_path / "incidents" / "*"))
