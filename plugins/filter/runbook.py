@@ -11,16 +11,9 @@ import re
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_duration
+from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
 
 VERDICT_VALUES = {"healthy": 0, "degraded": 1, "down": 2}
-
-
-def _size(num):
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(num) < 1024 or unit == "TiB":
-            return ("%.1f %s" % (num, unit)) if unit != "B" else "%d B" % num
-        num /= 1024.0
-    return "%d B" % num
 
 
 def _age(seconds):
@@ -36,7 +29,7 @@ def backup_line(entry):
     if not isinstance(entry, dict) or "name" not in entry:
         raise AnsibleFilterError("backup_line expects a backup from backup_info (latest or backups), got %r" % (entry,))
     label = entry.get("database") or entry["name"].rsplit("_", 1)[0]
-    return "%s %s, %s old (%s)%s" % (label, _size(entry.get("size") or 0), _age(entry.get("age_seconds")), entry["name"],
+    return "%s %s, %s old (%s)%s" % (label, size_text(entry.get("size")), _age(entry.get("age_seconds")), entry["name"],
                                      " ANOMALOUS: " + "; ".join(entry.get("anomalies") or []) if entry.get("anomalous")
                                      else "")
 

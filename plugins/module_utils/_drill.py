@@ -27,6 +27,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession, ident, literal
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line
+from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
 
 LABEL = "io.stackops.runbook.drill"
 EXPIRES_LABEL = "io.stackops.runbook.drill.expires"
@@ -390,16 +391,6 @@ MARKDOWN = """# Restore drill: {database}, {date}
 """
 
 
-def _human_size(size):
-    if size is None:
-        return "size unknown"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return "%.1f %s" % (size, unit) if unit != "B" else "%d B" % size
-        size /= 1024.0
-    return str(size)
-
-
 def image_for_backup(image, manifest):
     """``drill_image`` with ``{major}`` replaced by the major version of the server the backup was taken from, so
     a PostgreSQL 16 dump is drilled on 16 (an older server cannot read a newer one's dump)."""
@@ -432,7 +423,7 @@ def render_markdown(report):
         graded_against=report.get("graded_against") or "-",
         globals=("%s (created: %s)" % (report["globals"]["backup"], ", ".join(report["globals"]["created_roles"]) or "none")
                  if report.get("globals") else "no (restored without owners and grants)"),
-        backup=report.get("backup") or "none found", size=_human_size(manifest.get("size")),
+        backup=report.get("backup") or "none found", size=size_text(manifest["size"]) if manifest.get("size") is not None else "size unknown",
         format=manifest.get("format", "-"), compression=manifest.get("compression", "-"),
         taken=manifest.get("finished_at", "-"), location=report.get("location", "-"),
         target=report.get("target") or "not started",

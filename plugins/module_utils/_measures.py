@@ -14,6 +14,7 @@ import re
 import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
+from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
 
 # what each check type measures, so limits on anything else are refused before a check runs
 METRICS = dict(
@@ -205,15 +206,6 @@ def check_docker_disk(check, client):
         volumes_bytes=sum(max(0, (v.get("UsageData") or {}).get("Size") or 0) for v in df.get("Volumes") or []),
         containers_bytes=sum(c.get("SizeRw") or 0 for c in df.get("Containers") or []))
     details["total_bytes"] = sum(details.values())
+    parts = ("total_bytes", "images_bytes", "build_cache_bytes", "volumes_bytes", "containers_bytes")
     return "pass", "docker keeps %s: images %s, build cache %s, volumes %s, containers %s" % tuple(
-        _size(details[k]) for k in ("total_bytes", "images_bytes", "build_cache_bytes", "volumes_bytes",
-                                    "containers_bytes")), details
-
-
-def _size(value):
-    value = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return "%.1f %s" % (value, unit) if unit != "B" else "%d B" % value
-        value /= 1024
-    return "%.1f TiB" % value  # pragma: no cover
+        size_text(details[k]) for k in parts), details

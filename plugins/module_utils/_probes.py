@@ -334,11 +334,11 @@ def check_redis(check):
             with deadline.connect(check["host"], check["port"]) as sock:
                 reader = sock.makefile("rb")
                 if check.get("password"):
-                    sock.sendall(_resp("AUTH", check["password"]))
+                    sock.sendall(command_bytes("AUTH", check["password"]))
                     answer = reader.readline().strip()
                     if not answer.startswith(b"+OK"):
                         return "fail", "AUTH refused: %s" % answer.decode("utf-8", "replace"), {}
-                sock.sendall(_resp("PING"))
+                sock.sendall(command_bytes("PING"))
                 answer = reader.readline().strip()
                 info = _redis_info(sock, reader) if answer == b"+PONG" else {}
         except OSError as exc:
@@ -359,15 +359,12 @@ def check_redis(check):
 
 def _redis_info(sock, reader):
     """``INFO``'s fields (memory, clients...) as a dict of strings."""
-    sock.sendall(_resp("INFO"))
+    sock.sendall(command_bytes("INFO"))
     header = reader.readline().strip()
     if not header.startswith(b"$"):
         return {}
     body = reader.read(int(header[1:]) + 2).decode("utf-8", "replace")
     return dict(line.split(":", 1) for line in body.splitlines() if ":" in line and not line.startswith("#"))
-
-
-_resp = command_bytes
 
 
 def check_tls(check):

@@ -13,6 +13,7 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import in_future
+from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
 
 # where the backup role sends each kind, under the prefix of the databases (backup_volume_s3, backup_config_s3,
 # backup_images_s3)
@@ -90,15 +91,6 @@ def predicted_seconds(databases, times):
     total = sum(times[label][0] for label in known)
     return round(total, 1), "%.0f s by the last passing drills (%s)" % (total, ", ".join(
         "%s %.1f s on %s" % (label, times[label][0], times[label][1]) for label in known))
-
-
-def size_text(size):
-    size = float(size or 0)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return ("%d %s" % (size, unit)) if unit == "B" else ("%.1f %s" % (size, unit))
-        size /= 1024
-    return "%.1f GiB" % size  # pragma: no cover - the loop returns at GiB
 
 
 def plan_lines(plan):

@@ -184,8 +184,9 @@ def pick_series(p, kind, wanted, now, passed_over):
 
 def what_holds_data(p, project_name, volumes):
     found = []
-    if os.path.isdir(p["project_dir"]) and os.listdir(p["project_dir"]):
-        found.append("the project directory %s holds %d entries" % (p["project_dir"], len(os.listdir(p["project_dir"]))))
+    entries = os.listdir(p["project_dir"]) if os.path.isdir(p["project_dir"]) else []
+    if entries:
+        found.append("the project directory %s holds %d entries" % (p["project_dir"], len(entries)))
     client = docker_client(p["docker_host"])
     label = "com.docker.compose.project=%s" % project_name
     with docker_errors("cannot list the containers and volumes of project %s" % project_name):

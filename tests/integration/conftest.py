@@ -292,11 +292,12 @@ def restore_into(pg, backup_path, manifest, database):
     assert restored.returncode == 0, restored.stderr.decode()
 
 
-def pids_of(word):
-    """Processes whose command line contains ``word``."""
+def pids_of(word, owner=None):
+    """Processes whose command line contains ``word`` - with ``owner`` (a predicate on the pid) only this test's:
+    other suites may run the same programs at the same time (CI runs the Molecule scenarios beside this one)."""
     found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or (owner is not None and not owner(int(pid))):
             continue
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as fh:
@@ -306,6 +307,62 @@ def pids_of(word):
         if word in cmdline:
             found.append((int(pid), cmdline))
     return found
+
+
+def descends_from(ancestor):
+    """A predicate: whether a pid is ``ancestor`` or one of its descendants."""
+    def check(pid):
+        while pid > 1:
+            if pid == ancestor:
+                return True
+            try:
+                with open("/proc/%d/stat" % pid) as fh:
+                    pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                return False
+        return False
+    return check
+
+
+def inside_container(name):
+    """A predicate: whether a pid runs in the container ``name`` (its cgroup names the container's id)."""
+    full_id = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True,
+                             check=True).stdout.strip()
+
+    def check(pid):
+        try:
+            with open("/proc/%d/cgroup" % pid) as fh:
+                return full_id in fh.read()
+        except OSError:
+            return False
+    return check
+
+
+DRILL_LABEL = "io.stackops.runbook.drill"
+
+
+def drill_objects(owner):
+    """Ids of the restore drills' containers and networks whose owner (the pid in their owner label) satisfies
+    ``owner``: CI runs other suites at the same time, whose drills are not this test's business."""
+    found = []
+    for listing, template in ((["ps", "-aq"], "{{index .Config.Labels \"%s\"}}"),
+                              (["network", "ls", "-q"], "{{index .Labels \"%s\"}}")):
+        ids = subprocess.run(["docker"] + listing + ["--filter", "label=" + DRILL_LABEL], capture_output=True,
+                             text=True, check=True).stdout.split()
+        for object_id in ids:
+            token = subprocess.run(["docker", listing[0] if listing[0] == "network" else "container", "inspect",
+                                    "-f", template % (DRILL_LABEL + ".owner"), object_id],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            parts = token.split("/")
+            pid = int(parts[3]) if len(parts) == 5 and parts[3].isdigit() else None
+            if pid is None or owner(pid):
+                found.append(object_id)
+    return found
+
+
+def drill_leftovers():
+    """Drill containers and networks left by a run that is over (a running drill's owner is alive)."""
+    return drill_objects(lambda pid: not os.path.exists("/proc/%d" % pid))
 
 
 def wait_for(predicate, timeout=30, interval=0.05):

@@ -4,14 +4,11 @@ drill containers and scratch databases."""
 
 import os
 import signal
-import subprocess
 
 import pytest
 
-from conftest import ModuleRun, fault, postgres_image, run_module, running_stack, wait_for
+from conftest import ModuleRun, drill_objects, fault, postgres_image, run_module, running_stack, wait_for
 from test_compose_release import release
-
-DRILL_LABEL = "io.stackops.runbook.drill"
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +84,9 @@ def test_two_deploys_of_one_project_with_different_ledgers_never_run_together(st
     assert stack.version() == serving and len(stack.api_containers()) == 1
 
 
-def drill_containers():
-    return subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + DRILL_LABEL], capture_output=True,
-                          text=True, check=True).stdout.split()
+def drill_containers(pid):
+    """The drill containers and networks of the module run ``pid``."""
+    return drill_objects(lambda owner: owner == pid)
 
 
 def scratch_databases(pg):
@@ -106,12 +103,14 @@ def test_a_killed_drill_s_container_and_port_are_freed_by_the_next_drill(host_pg
     args = dict(path=dest, database="app", drill_image=postgres_image(), drill_port=port,
                 log_dir=str(tmp_path / "logs"))
     run = ModuleRun("restore_drill", args)
-    wait_for(drill_containers, timeout=120, interval=0.2)
+    killed = run.proc.pid
+    wait_for(lambda: drill_containers(killed), timeout=120, interval=0.2)
     kill(run)
-    assert drill_containers()
-    result = run_module("restore_drill", args)
+    assert drill_containers(killed)
+    second = ModuleRun("restore_drill", args)
+    result = second.result()
     assert not result.get("failed"), result.get("msg")
-    assert result["passed"] and drill_containers() == []
+    assert result["passed"] and drill_containers(killed) == [] and drill_containers(second.proc.pid) == []
 
 
 def test_a_killed_drill_s_scratch_database_is_dropped_by_the_next_drill(host_pg, tmp_path):

@@ -11,7 +11,17 @@ import time
 
 import pytest
 
-from conftest import ModuleRun, TableLock, age_backup, free_port, pids_of, run_module, wait_for
+from conftest import (
+    ModuleRun,
+    TableLock,
+    age_backup,
+    descends_from,
+    free_port,
+    inside_container,
+    pids_of,
+    run_module,
+    wait_for,
+)
 
 LOCK_FILE = ".stackops-runbook.lock"
 
@@ -46,9 +56,10 @@ def assert_lock_released(dest):
         os.close(fd)
 
 
-def dump_pid():
-    """pg_dump's pid (also for a pg_dump inside a container: the host sees every process)."""
-    found = pids_of("pg_dump --no-password")
+def dump_pid(owner):
+    """The pid of this test's pg_dump (also inside a container: the host sees every process), ``owner`` saying
+    which is this test's."""
+    found = pids_of("pg_dump --no-password", owner)
     return found[0][0] if found else None
 
 
@@ -56,7 +67,7 @@ def test_pg_dump_killed_mid_dump_fails_and_keeps_nothing(host_pg, dest):
     before = older_backup(host_pg.connection(), dest)
     with TableLock(host_pg, "app", "public.users"):
         run = ModuleRun("pg_backup", dict(host_pg.connection(), database="app", dest=dest, format="plain"))
-        pid = wait_for(dump_pid)
+        pid = wait_for(lambda: dump_pid(descends_from(run.proc.pid)))
         # it has started writing its partial file, and blocks on the locked table
         wait_for(lambda: writing_partial(dest))
         os.kill(pid, signal.SIGKILL)
@@ -80,7 +91,7 @@ def test_pg_dump_killed_inside_the_container_fails_and_keeps_nothing(container_p
         wait_for(lambda: writing_partial(dest))
         wait_for(lambda: container_pg.psql("app", "SELECT count(*) FROM pg_stat_activity WHERE application_name "
                                                   "= 'stackops.runbook' AND wait_event_type = 'Lock'") == "1")
-        os.kill(wait_for(dump_pid), signal.SIGKILL)
+        os.kill(wait_for(lambda: dump_pid(inside_container(container_pg.name))), signal.SIGKILL)
         result = run.result()
     finally:
         lock.stdin.write("ROLLBACK;\n\\q\n")

@@ -8,19 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import postgres_image, run_module
+from conftest import DRILL_LABEL, drill_leftovers, postgres_image, run_module
 
 COMBINATIONS = [("custom", "zstd"), ("custom", "gzip"), ("custom", "none"), ("plain", "zstd"), ("plain", "gzip"),
                 ("plain", "none"), ("directory", "gzip"), ("directory", "none")]
-DRILL_LABEL = "io.stackops.runbook.drill"
-
-
-def leftovers():
-    containers = subprocess.run(["docker", "ps", "-aq", "--filter", "label=" + DRILL_LABEL], capture_output=True,
-                                text=True, check=True).stdout.split()
-    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", "label=" + DRILL_LABEL],
-                              capture_output=True, text=True, check=True).stdout.split()
-    return containers + networks
 
 
 def backup(pg, dest, **kwargs):
@@ -56,7 +47,7 @@ def test_a_drill_passes_on_a_good_backup(host_pg, tmp_path, fmt, compression):
     assert "| Result | **PASSED** |" in markdown and "| Tables restored | 6/6 |" in markdown
     assert "| Row counts match | yes |" in markdown
     assert log["passed"] is True and log["restored_counts"] == made["manifest"]["row_counts"]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def corrupt(path, how):
@@ -83,7 +74,7 @@ def test_a_damaged_file_fails_the_drill_before_any_restore(host_pg, tmp_path, ho
     markdown, log = read_log(result)
     assert "| Result | **FAILED** |" in markdown and "**%s**" % kind in markdown
     assert log["failures"][0]["corrective_action"] in markdown
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_manifest_listing_a_table_the_dump_lacks_fails_as_missing_tables(host_pg, tmp_path):
@@ -97,7 +88,7 @@ def test_a_manifest_listing_a_table_the_dump_lacks_fails_as_missing_tables(host_
     assert "1 of 7 tables missing after the restore: public.invoices" in result["failures"][0]["message"]
     markdown, _log = read_log(result)
     assert "| Tables restored | 6/7 |" in markdown
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_rows_deleted_from_the_source_after_the_backup_are_caught(host_pg, tmp_path):
@@ -112,7 +103,7 @@ def test_rows_deleted_from_the_source_after_the_backup_are_caught(host_pg, tmp_p
     assert "public.security_events: 30000 in the backup, 27000 in the source now" in result["failures"][0]["message"]
     assert made["manifest"]["row_counts"]["public.security_events"] == 30000
     assert host_pg.password not in json.dumps(result) and host_pg.password not in read_log(result)[0]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_spot_check_that_returns_nothing_fails_the_drill(host_pg, tmp_path):
@@ -121,7 +112,7 @@ def test_a_spot_check_that_returns_nothing_fails_the_drill(host_pg, tmp_path):
                    spot_checks=["SELECT 1 FROM users LIMIT 1", "SELECT 1 FROM users WHERE email = 'nobody@nowhere'"])
     assert [f["kind"] for f in result["failures"]] == ["spot_check"]
     assert "nobody@nowhere' returned no rows" in result["failures"][0]["message"]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_restore_slower_than_the_rto_fails_the_drill_unless_told_not_to_fail(host_pg, tmp_path):
@@ -136,7 +127,7 @@ def test_a_restore_slower_than_the_rto_fails_the_drill_unless_told_not_to_fail(h
     with open(os.path.join(str(tmp_path / "logs"), "history.jsonl")) as fh:
         history = [json.loads(line) for line in fh]
     assert [h["failures"] for h in history] == [["rto"]]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_drill_into_a_scratch_database_drops_it_afterwards(host_pg, tmp_path):
@@ -161,7 +152,7 @@ def test_a_missing_backup_an_unknown_image_and_a_port_in_use_are_clear_errors(ho
         port = busy.getsockname()[1]
         in_use = drill(str(tmp_path / "b"), str(tmp_path / "logs"), drill_port=port)
     assert in_use["failed"] and "port %d is in use" % port in in_use["msg"]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_an_s3_key_outside_the_prefix_is_refused(s3, s3_prefix, tmp_path):
@@ -169,7 +160,7 @@ def test_an_s3_key_outside_the_prefix_is_refused(s3, s3_prefix, tmp_path):
                                               database="app", drill_image=postgres_image(),
                                               log_dir=str(tmp_path / "logs")))
     assert result["failed"] and "is outside the prefix" in result["msg"]
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_later_drill_removes_what_an_interrupted_one_left(host_pg, tmp_path):
@@ -179,11 +170,11 @@ def test_a_later_drill_removes_what_an_interrupted_one_left(host_pg, tmp_path):
     subprocess.run(["docker", "network", "create"] + labels + [name], check=True, capture_output=True)
     subprocess.run(["docker", "create", "--name", name, "--network", name] + labels + [postgres_image()], check=True,
                    capture_output=True)
-    assert len(leftovers()) == 2
+    assert len(drill_leftovers()) == 2
     backup(host_pg, str(tmp_path / "b"))
     result = drill(str(tmp_path / "b"), str(tmp_path / "logs"))
     assert not result.get("failed"), result.get("msg")
-    assert leftovers() == []
+    assert drill_leftovers() == []
 
 
 def test_a_drill_of_the_offsite_copy_passes(host_pg, s3, s3_prefix, tmp_path):
@@ -195,4 +186,4 @@ def test_a_drill_of_the_offsite_copy_passes(host_pg, s3, s3_prefix, tmp_path):
     markdown, _log = read_log(result)
     assert "| Backup location | %s |" % made["s3_uri"] in markdown
     assert s3.secret_key not in markdown and s3.secret_key not in json.dumps(result)
-    assert leftovers() == []
+    assert drill_leftovers() == []
