@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .PHONY: demo test host venv collection docker images sandbox-up sandbox-down sandbox-status \
-	sanity unit integration molecule lint benchmark clean
+	sanity unit integration molecule prometheus lint benchmark clean
 
 demo: sandbox-up
 	ansible-playbook playbooks/backup.yml -i inventories/sandbox
@@ -66,6 +66,11 @@ MOLECULE_SCENARIOS ?= prerequisites backup restore restore_drill health deploy m
 molecule: venv collection images
 	set -a; . .build/images.env; set +a; \
 	for scenario in $(MOLECULE_SCENARIOS); do molecule test -s $$scenario || exit 1; done
+
+# the alerting rules: promtool's syntax check and its unit tests (every alert firing and not)
+prometheus:
+	promtool check rules observability/prometheus/stackops_runbook.rules.yml
+	cd observability/prometheus/tests && promtool test rules *.yml
 
 lint: venv collection
 	ansible-lint --profile production

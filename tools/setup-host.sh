@@ -3,7 +3,7 @@
 # Runs as root on Debian 12 (the same list is in bindep.txt for other platforms).
 set -euo pipefail
 packages=(python3-venv docker.io docker-compose debootstrap postgresql-15 postgresql-client-15 zstd age
-          shellcheck procps util-linux redis-server openssh-client)
+          shellcheck procps util-linux redis-server openssh-client prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,6 +93,7 @@ checks_lane() {
     step sanity "" tools/sanity.sh || failed=1
     step unit "" "$PY" -m pytest -p no:cacheprovider tests/unit || failed=1
     step lint "" ansible-lint --profile production || failed=1
+    step prometheus "" make --no-print-directory prometheus || failed=1
     step molecule 60 make --no-print-directory molecule || failed=1
     integration_lane checks || failed=1
     return "$failed"

@@ -65,8 +65,10 @@ def _metric(name, value, help_text, **labels):
     return dict(name=name, value=value, help=help_text, type="gauge", labels=labels)
 
 
-def backup_metrics(entries):
-    """Metrics of the latest backup of each database: when it finished, its size, how long it took, its age."""
+def backup_metrics(entries, rpo=None):
+    """Metrics of the latest backup of each database: when it finished, its size, how long it took, whether it was
+    verified or looks anomalous, and - with ``rpo`` (a duration) - the RPO it is held to."""
+    rpo_seconds = seconds(rpo) if rpo not in (None, "") else None
     metrics = []
     for entry in entries or []:
         # a database (or globals) backup is labelled database="app", a docker volume's volume="uploads"
@@ -84,6 +86,9 @@ def backup_metrics(entries):
                     "1 when the latest backup looks like lost data (retention is held until it is normal or "
                     "acknowledged).", **labels),
         ]
+        if rpo_seconds is not None:
+            metrics.append(_metric("stackops_backup_rpo_seconds", rpo_seconds,
+                                   "The recovery point objective: the latest backup must be younger.", **labels))
     return metrics
 
 
