@@ -9,6 +9,7 @@ data is refused without the confirmation."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -156,6 +157,11 @@ def test_the_server_is_lost_and_the_stack_comes_back_from_the_offsite_copy(tmp_p
         assert key.secret not in open(ledger).read()
         prom = open(os.path.join(metrics, "stackops_runbook_disaster_recovery.prom")).read()
         assert "stackops_dr_rto_seconds{project=\"%s\"}" % stack.name in prom and "stackops_dr_rpo_seconds" in prom
+        # every stackops_dr_ metric the alerting rules read is one the role writes (the objectives: 1800s, 3600s)
+        rules = open(os.path.join(ROOT, "observability", "prometheus", "stackops_runbook.rules.yml")).read()
+        for name in set(re.findall(r"stackops_dr_[a-z_]+", rules)):
+            assert name + "{" in prom, name
+        assert "stackops_dr_rto_objective_seconds{project=\"%s\"} 1800" % stack.name in prom
         with capsys.disabled():
             print("\n[disaster recovery] %s; backup set %s" % (
                 task_results(out, "Say how the recovery went")["msg"], ", ".join(plan["plan"][:-1])))

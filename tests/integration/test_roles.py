@@ -108,6 +108,8 @@ def test_a_backup_is_announced_recorded_and_published_without_any_secret(host_pg
     assert samples[("stackops_backup_verified", ("database", "app"))] == 1
     assert samples[("stackops_backup_anomalous", ("database", "app"))] == 0
     assert samples[("stackops_backup_size_bytes", ("database", "app"))] > 1000
+    # the RPO the alert compares with is published beside the backup's time (backup_rpo, 26h)
+    assert samples[("stackops_backup_rpo_seconds", ("database", "app"))] == 26 * 3600
     assert abs(samples[("stackops_backup_last_success_timestamp_seconds", ("database", "app"))]
                - os.path.getmtime(reporting["report_ledger_path"])) < 120
 
@@ -169,6 +171,8 @@ def test_the_health_role_fails_on_down_and_publishes_the_verdict(tmp_path, webho
     rc, output, stderr = run_playbook("playbooks/health.yml", inventory, healthy)
     assert rc == 0, stderr
     assert metric_samples(metrics)[("stackops_health_verdict",)] == 0
+    success_file = os.path.join(reporting["report_metrics_dir"], "stackops_runbook_health_success.prom")
+    first_success = metric_samples(success_file)
     # hourly health checks do not post "started"
     assert len(webhook.texts()) == 1 and "health succeeded on db1: healthy" in webhook.texts()[0]
 
@@ -182,6 +186,11 @@ def test_the_health_role_fails_on_down_and_publishes_the_verdict(tmp_path, webho
     assert samples[("stackops_health_check_up", ("check", "api"), ("severity", "critical"))] == 0
     assert "health failed on db1: down" in webhook.texts()[-1]
     assert [e["result"] for e in ledger(reporting)] == ["succeeded", "failed"]
+    # every run publishes its result; the failed one left the last success (and the interval) as they were
+    result = metric_samples(os.path.join(reporting["report_metrics_dir"], "stackops_runbook_health_result.prom"))
+    assert result[("stackops_operation_failed", ("operation", "health"))] == 1
+    assert metric_samples(success_file) == first_success
+    assert first_success[("stackops_operation_interval_seconds", ("operation", "health"))] == 2 * 3600
 
 
 def test_the_restore_role_refuses_without_confirmation_and_changes_nothing(host_pg, tmp_path, reporting):
