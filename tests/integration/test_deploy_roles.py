@@ -21,6 +21,20 @@ def stacks(tmp_path_factory):
         yield first, second
 
 
+def metrics_dir(stack, tmp_path):
+    path = tmp_path / ("metrics-" + stack.name)
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+def rolled_back(stack, tmp_path):
+    """The deploy's rolled-back gauge as node_exporter would read it."""
+    with open(os.path.join(metrics_dir(stack, tmp_path), "stackops_runbook_deploy.prom")) as fh:
+        line = [l for l in fh if l.startswith("stackops_deploy_rolled_back{")][0]
+    assert 'project="%s"' % stack.name in line
+    return int(line.split()[-1])
+
+
 def host_vars(stack, tmp_path):
     return dict(
         ansible_connection="local", ansible_python_interpreter=os.path.join(ROOT, ".venv", "bin", "python"),
@@ -31,7 +45,7 @@ def host_vars(stack, tmp_path):
         rollback_project_dir=stack.dir, rollback_project_name=stack.name, rollback_ledger_path=stack.ledger,
         rollback_version_url=stack.url + "/api/version", rollback_monitor=2, rollback_database="app",
         rollback_container=stack.postgres, rollback_backup_path=str(tmp_path / ("pre-migration-" + stack.name)),
-        report_ledger_path=str(tmp_path / "ledger.jsonl"), report_metrics_dir="",
+        report_ledger_path=str(tmp_path / "ledger.jsonl"), report_metrics_dir=metrics_dir(stack, tmp_path),
         # the migrate role's own variables, which deploy_migrate runs it with
         migrate_command=MIGRATE, migrate_status_command=MIGRATE_STATUS, migrate_database="app",
         migrate_container=stack.postgres, migrate_restore_on_failure=True,
@@ -55,6 +69,7 @@ def test_a_rolling_deploy_stops_at_the_first_failed_host_and_leaves_the_next_unt
     failed = task_results(out, "Stop here, the deploy failed", host="app1")
     assert "Rolled back: 1.0.0 serves again" in failed["msg"]
     assert first.version() == "1.0.0" and first.ledger_entries()[-1]["result"] == "rolled_back"
+    assert rolled_back(first, tmp_path) == 1  # the alert StackopsDeployRolledBack fires
     # the play stopped after app1: app2 never started a deploy
     assert "app2" not in json.dumps([t["hosts"] for p in out["plays"] for t in p["tasks"]])
     assert second.api_containers() == untouched and second.version() == "1.0.0"
@@ -66,6 +81,7 @@ def test_a_rolling_deploy_stops_at_the_first_failed_host_and_leaves_the_next_unt
     assert first.version() == "1.5.0" and second.version() == "1.5.0"
     lines = [json.loads(line) for line in open(tmp_path / "ledger.jsonl")]
     assert [(e["operation"], e["result"]) for e in lines[-2:]] == [("deploy", "succeeded")] * 2
+    assert rolled_back(first, tmp_path) == 0 and rolled_back(second, tmp_path) == 0
 
 
 def schema_and_counts(stack):
