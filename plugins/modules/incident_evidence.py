@@ -279,7 +279,7 @@ POSTGRES_QUERIES = {
 QUERY_ROWS = 1000  # kept in the bundle
 QUERY_ROWS_RETURNED = 20  # in the result and the summary
 QUERY_TIMEOUT = 30  # seconds of a query
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a bundle's or a query result's file name
 
 
 def redact(inspect):
@@ -525,7 +525,7 @@ def main():
     )
     module = RunbookModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", p["name"]):
+    if not SAFE_NAME.match(p["name"]):
         module.fail_json(msg="name=%r: use letters, digits, '.', '_' and '-' (it starts the bundle's file name)"
                              % p["name"])
     if p["log_lines"] < 1 or p["ledger_lines"] < 1 or p["top_clients"] < 1:
@@ -577,9 +577,10 @@ def collect(bundle, p, stamp, wants_docker, scan, since, window):
     failing = [c for c in described if c["state"] != "running" or c["health"] == "unhealthy"]
     result = dict(containers=described, failing=failing)
     if scan is not None:
-        result["suspicious"] = dict(window_seconds=window, **scan.summary(p["top_clients"]))
-        bundle.add("suspicious.json", dict(result["suspicious"], examples=scan.examples,
-                                           clients=scan.summary(len(scan.clients) or 1)["clients"]))
+        # every offender in the bundle, the top ones in the result
+        every = dict(window_seconds=window, **scan.summary(len(scan.clients)))
+        bundle.add("suspicious.json", dict(every, examples=scan.examples))
+        result["suspicious"] = dict(every, clients=every["clients"][:p["top_clients"]])
     if p["queries"]:
         result["queries"] = queries
     if bundle.errors:
