@@ -78,7 +78,21 @@ def drill_config(config, drill_of, root):
             own[name] = item
         if own:
             rendered[section] = own
+    # compose makes a "default" network for services that name none: labelled too, or the sweep and state=absent
+    # would never find it and every drill would leave one behind (docker runs out of address pools at ~30)
+    if any(_on_default_network(service) for service in services.values()):
+        networks = rendered.setdefault("networks", {})
+        default = dict(networks.get("default") or {})
+        default["labels"] = dict(_labels(default.get("labels")), **labels)
+        networks["default"] = default
     return rendered, changes
+
+
+def _on_default_network(service):
+    if service.get("network_mode"):
+        return False
+    networks = service.get("networks")
+    return not networks or "default" in networks
 
 
 def _labels(labels):

@@ -165,15 +165,26 @@ def absent(module, client):
     label = "%s=%s" % (dp.DRILL_OF_LABEL, module.params["drill_of"])
     removed = []
     with docker_errors("cannot remove the drill copies of %s" % module.params["drill_of"]):
+        projects = set()
         for container in client.containers.list(all=True, filters={"label": label}):
+            projects.add(container.labels.get("com.docker.compose.project"))
             container.remove(force=True, v=True)
             removed.append("container " + container.name)
-        for network in client.networks.list(filters={"label": label}):
-            network.remove()
-            removed.append("network " + network.name)
-        for volume in client.volumes.list(filters={"label": label}):
-            volume.remove(force=True)
-            removed.append("volume " + volume.name)
+        # by the drill's label, and by the compose project of its containers (what a copy rendered before its
+        # networks were labelled left behind)
+        filters = [{"label": label}] + [{"label": "com.docker.compose.project=%s" % p} for p in sorted(projects) if p]
+        for kind, listing in (("network", client.networks.list), ("volume", client.volumes.list)):
+            seen = set()
+            for found in filters:
+                for item in listing(filters=found):
+                    if item.name in seen:
+                        continue
+                    seen.add(item.name)
+                    if kind == "volume":
+                        item.remove(force=True)
+                    else:
+                        item.remove()
+                    removed.append("%s %s" % (kind, item.name))
     return dict(changed=bool(removed), removed=removed)
 
 

@@ -16,12 +16,23 @@ from conftest import ROOT, answers, local_inventory, run_module, run_playbook, r
 DRILL_LABEL = "io.stackops.drill.of="
 
 
+def copy_networks():
+    """The networks of drill copies (compose projects drill-XXXX) on the engine."""
+    return set(subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}", "--filter", "name=^drill-"],
+                              capture_output=True, text=True, check=True).stdout.split())
+
+
+# only this file makes drill copies: any network of one that appears while it runs is a leftover of its drills
+NETWORKS_BEFORE = copy_networks()
+
+
 def drill_leftovers(project):
     found = []
     for what in (["ps", "-aq"], ["volume", "ls", "-q"], ["network", "ls", "-q"]):
         found += subprocess.run(["docker"] + what + ["--filter", "label=" + DRILL_LABEL + project],
                                 capture_output=True, text=True, check=True).stdout.split()
-    return found
+    # the default network compose makes for a copy, which an unlabelled one would leave behind
+    return found + sorted(copy_networks() - NETWORKS_BEFORE)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +59,7 @@ def drill_vars(stack, dirs, **overrides):
         restore_drill_stack_project=stack.name, restore_drill_stack_project_dir=stack.dir,
         restore_drill_stack_config_path=dirs["config"], restore_drill_stack_volumes=[stack.name + "-uploads"],
         restore_drill_stack_volume_path=dirs["volumes"], restore_drill_log_dir=dirs["logs"],
-        restore_drill_stack_timeout=40, report_ledger_path=os.path.join(dirs["logs"], "ledger.jsonl"),
+        restore_drill_stack_timeout=120, report_ledger_path=os.path.join(dirs["logs"], "ledger.jsonl"),
         restore_drill_smoke=[
             dict(name="api ready", type="http",
                  url="http://127.0.0.1:{{ restore_drill_stack_ports.proxy['8080'] }}/health/ready"),
@@ -107,7 +118,7 @@ def test_a_backup_of_an_emptied_database_fails_the_smoke_check(backed_up, tmp_pa
     emptied = str(tmp_path / "emptied")
     made = run_module("pg_backup", dict(database="app", container=stack.postgres, dest=emptied))
     assert not made.get("failed"), made.get("msg")
-    emptied_vars = drill_vars(stack, dirs, restore_drill_path=emptied, restore_drill_stack_timeout=15)
+    emptied_vars = drill_vars(stack, dirs, restore_drill_path=emptied, restore_drill_stack_timeout=40)
     rc, out, err = run_playbook(playbook(), inventory, emptied_vars)
     assert rc != 0
     message = task_results(out, "Fail when the stack drill failed")["msg"]

@@ -39,3 +39,14 @@ def test_bind_mounts_from_outside_the_copy_are_read_only_and_the_copy_s_own_stay
     assert config["services"]["caddy"]["volumes"][1] == "/srv/app/Caddyfile:/etc/caddy/Caddyfile:ro"
     assert config["services"]["postgres"]["volumes"] == ["/srv/app/initdb:/docker-entrypoint-initdb.d:ro",
                                                          "pgdata:/var/lib/postgresql/data:rw"]
+
+
+def test_the_default_network_compose_makes_is_labelled_so_the_drill_s_cleanup_finds_it():
+    labels = {dp.DRILL_LABEL: "true", dp.DRILL_OF_LABEL: "app"}
+    config, _changes = dp.drill_config(SOURCE, "app", "/srv/app")
+    assert config["networks"]["default"] == {"labels": labels}  # postgres, caddy and api name no network
+    only_edge = {"services": {"api": {"image": "app/api", "networks": ["edge"]}}, "networks": {"edge": {}}}
+    config, _changes = dp.drill_config(only_edge, "app", "/srv/app")
+    assert "default" not in config["networks"]
+    host = {"services": {"agent": {"image": "agent", "network_mode": "host"}}}
+    assert "networks" not in dp.drill_config(host, "app", "/srv/app")[0]
