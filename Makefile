@@ -17,6 +17,7 @@ demo: sandbox-up
 	ansible-playbook playbooks/restore_drill.yml -i inventories/sandbox
 	ansible-playbook playbooks/health.yml -i inventories/sandbox
 	tools/sandbox.sh report
+	ansible-playbook playbooks/status.yml -i inventories/sandbox
 
 # everything CI runs, in two lanes (tools/test.sh); the targets below run one suite each
 test: venv collection docker images

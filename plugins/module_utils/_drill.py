@@ -455,6 +455,6 @@ def write_logs(log_dir, report, when):
         json.dump(public, fh, indent=2, sort_keys=True)
     summary = dict(time=report["started_at"], database=report["database"], backup=report.get("backup"),
                    passed=report["passed"], restore_seconds=report.get("restore_seconds"),
-                   failures=[f["kind"] for f in report["failures"]], log=md_path)
+                   rto_seconds=report.get("rto_seconds"), failures=[f["kind"] for f in report["failures"]], log=md_path)
     append_line(os.path.join(log_dir, "history.jsonl"), summary, mode=0o644)
     return md_path, json_path

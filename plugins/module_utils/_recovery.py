@@ -13,7 +13,7 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import in_future
-from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
+from ansible_collections.stackops.runbook.plugins.module_utils._units import age_text, size_text
 
 # where the backup role sends each kind, under the prefix of the databases (backup_volume_s3, backup_config_s3,
 # backup_images_s3)
@@ -112,11 +112,3 @@ def plan_lines(plan):
         size_text(plan["total_size"]), plan["prediction"]))
     return lines
 
-
-def age_text(seconds):
-    seconds = int(seconds or 0)
-    if seconds < 3600:
-        return "%d min" % (seconds // 60)
-    if seconds < 2 * 86400:
-        return "%.1f h" % (seconds / 3600.0)
-    return "%.1f d" % (seconds / 86400.0)
