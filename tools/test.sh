@@ -28,6 +28,7 @@ GROUPS_LONGEST_FIRST=(
     "test_pg_backup_faults.py test_pg_backup_inputs.py test_pg_backup_formats.py test_pg_backup_s3.py test_backup_info.py"
     "test_faults_data.py test_faults_hangs.py test_docker_prune.py"
     "test_health_probe.py test_health_thresholds.py test_incident.py test_security_incident.py"
+    "test_observability.py"
 )
 named=" ${GROUPS_LONGEST_FIRST[*]} "
 rest=""

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import re
 import subprocess
 import sys
 import tempfile
@@ -581,3 +582,29 @@ def fault(number, what, does, kept):
         test.fault = (number, what, does, kept)
         return test
     return mark
+
+
+# ---------------------------------------------------------------- what the alerting rules and the dashboard read
+
+RULES = os.path.join(ROOT, "observability", "prometheus", "stackops_runbook.rules.yml")
+DASHBOARD = os.path.join(ROOT, "observability", "grafana", "stackops_runbook.json")
+
+
+def observability_queries():
+    """Every PromQL expression of the alerting rules and of the dashboard's panels and annotations."""
+    import yaml
+    with open(RULES) as fh:
+        rules = yaml.safe_load(fh)
+    with open(DASHBOARD) as fh:
+        dashboard = json.load(fh)
+    queries = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    queries += [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    queries += [item["expr"] for item in dashboard["annotations"]["list"] if item.get("expr")]
+    return queries
+
+
+def observability_metric_names(prefix="stackops_"):
+    """The metric names (of ``prefix``) the rules and the dashboard read (outside string literals: label values and
+    regular expressions such as the textfile names StackopsJobNotRunning matches)."""
+    return {name for query in observability_queries()
+            for name in re.findall(r"\b(%s[a-z_]+)\b" % prefix, re.sub(r'"[^"]*"', '""', query))}
