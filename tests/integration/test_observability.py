@@ -1,8 +1,10 @@
-"""What ships for monitoring reads what the roles really write: every metric name the alerting rules and the Grafana
+"""What ships for monitoring and for AWX works with what the roles really do. Monitoring reads what the roles write: every metric name the alerting rules and the Grafana
 dashboard query, and every operation they select, is collected from a run of the backup, drill, health, maintenance,
 rotation and deploy roles against a copy of the sandbox (disaster recovery's names: test_disaster_recovery). The
 dashboard is a dashboard model whose queries Prometheus parses. And the status playbook, on the same host, says all
-is well - then fails, naming the backups, once they are older than the RPO."""
+is well - then fails, naming the backups, once they are older than the RPO. The awx/ wrapper playbooks run through
+ansible-runner, AWX's job engine, as AWX runs them: survey answers and a workflow's artifacts as extra vars, the
+backup job's set_stats artifact handed to the drill job, which drills that very backup, and no secret in the events."""
 
 import getpass
 import json
@@ -49,7 +51,8 @@ def operated(tmp_path_factory, s3):
             deploy_health_timeout=60, deploy_monitor=2, deploy_version_url=stack.url + "/api/version",
             deploy_version="1.1.0")
         inventory = base / "hosts.json"
-        inventory.write_text(json.dumps({"all": {"hosts": {"db1": host}}}))
+        # one host in both of the groups the AWX templates limit their jobs to
+        inventory.write_text(json.dumps({"all": {"children": {"db": {"hosts": {"db1": host}}, "app": {"hosts": {"db1": {}}}}}}))
         site = base / "site.yml"
         site.write_text(yaml.safe_dump([dict(name="Run " + role, hosts="db1", gather_facts=False,
                                              roles=["stackops.runbook." + role]) for role in OPERATIONS]))
@@ -152,3 +155,83 @@ def test_the_status_playbook_says_all_is_well_then_fails_naming_the_backups_olde
     assert message.startswith("3 thing(s) need a person on db1: newest backup of database app is ")
     assert "older than the RPO (1 s)" in message and "the globals" in message and stack.name + "-uploads" in message
     assert "3 thing(s) need a person" in (base / "status.md").read_text()
+
+
+# ---------------------------------------------------------------- AWX through its engine (ansible-runner)
+
+def awx_templates():
+    """The job templates awx/configure.yml defines, by playbook: limit and survey."""
+    with open(os.path.join(ROOT, "awx", "configure.yml")) as fh:
+        (play,) = yaml.safe_load(fh)
+    return {t["playbook"]: t for t in play["vars"]["stackops_awx_templates"]}
+
+
+def awx_job(base, playbook, inventory, extra_vars):
+    """One AWX job as AWX's engine runs it: a private data dir holding the inventory, the extra vars (the template's
+    survey answers and a workflow's artifacts) and the environment, the project's playbook, the template's limit."""
+    import ansible_runner
+    template = awx_templates()[playbook]
+    data_dir = base / ("job-" + os.path.basename(playbook).split(".")[0] + "-" + str(len(os.listdir(base))))
+    (data_dir / "inventory").mkdir(parents=True)
+    (data_dir / "inventory" / "hosts.json").write_text(open(inventory).read())
+    job = ansible_runner.run(
+        private_data_dir=str(data_dir), project_dir=ROOT, playbook=playbook, limit=template["limit"],
+        extravars=extra_vars, quiet=True,
+        envvars=dict(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_NOCOLOR="1",
+                     PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"]))
+    events = list(job.events)
+    stats = [e for e in events if e["event"] == "playbook_on_stats"]
+    artifacts = stats[-1]["event_data"]["artifact_data"] if stats else {}
+    return job, events, artifacts, data_dir
+
+
+def survey_answers(playbook, **answers):
+    """Extra vars as AWX builds them from a template's survey: every question's variable, answered or its default."""
+    spec = awx_templates()[playbook]["survey"]["spec"]
+    assert set(answers) <= {q["variable"] for q in spec}
+    return {q["variable"]: answers.get(q["variable"], q["default"]) for q in spec}
+
+
+def test_awx_jobs_through_ansible_runner_hand_the_backup_to_the_drill_and_log_no_secret(operated, s3):
+    stack, base, inventory, _metrics = operated
+    jobs = base / "awx"
+    jobs.mkdir()
+    backup, _events, artifacts, _dir = awx_job(jobs, "awx/playbooks/backup.yml", inventory, {})
+    assert (backup.status, backup.rc) == ("successful", 0)
+    handed = artifacts["stackops_backup"]["db1"]
+    assert handed["result"] == "succeeded" and handed["details"]["app"].startswith("app_")
+
+    # a newer backup lands before the drill node starts: the workflow's drill must still drill what its backup made
+    from conftest import run_module
+    newer = run_module("pg_backup", dict(database="app", container=stack.postgres, dest=str(base / "backups")))
+    assert not newer.get("failed") and newer["manifest"]["name"] != handed["details"]["app"]
+    drill, events, drill_artifacts, _dir = awx_job(jobs, "awx/playbooks/restore_drill.yml", inventory, artifacts)
+    assert (drill.status, drill.rc) == ("successful", 0)
+    drilled = [e["event_data"]["res"] for e in events if e["event"] == "runner_on_ok"
+               and e["event_data"].get("task") == "Restore the backup into a throwaway target and grade it"]
+    assert [r["backup"] for r in drilled] == [handed["details"]["app"]]
+    assert drill_artifacts["stackops_restore_drill"]["db1"]["result"] == "succeeded"
+    # outside a workflow (no artifacts) the same job drills the latest
+    alone, events, _artifacts, _dir = awx_job(jobs, "awx/playbooks/restore_drill.yml", inventory, {})
+    assert alone.status == "successful"
+    assert [e["event_data"]["res"]["backup"] for e in events if e["event"] == "runner_on_ok" and e["event_data"].get(
+        "task") == "Restore the backup into a throwaway target and grade it"] == [newer["manifest"]["name"]]
+
+    # a template with a survey: the answers arrive as extra vars, the default for the unanswered ones
+    deploy, _events, deploy_artifacts, _dir = awx_job(jobs, "awx/playbooks/deploy.yml", inventory,
+                                                      survey_answers("awx/playbooks/deploy.yml", deploy_version="1.0.0"))
+    assert (deploy.status, deploy.rc) == ("successful", 0) and stack.version() == "1.0.0"
+    assert deploy_artifacts["stackops_deploy"]["db1"]["result"] == "succeeded"
+
+    # no secret in any job's events or output, as AWX would store and show them
+    secrets, scanned = [s3.secret_key, "deploy-test-password"], 0
+    for path, _dirs, files in os.walk(jobs):
+        for file_name in files:
+            with open(os.path.join(path, file_name), errors="replace") as fh:
+                text = fh.read()
+            if file_name in ("hosts.json",):  # the inventory AWX holds, with its credentials
+                continue
+            scanned += path.endswith("job_events")
+            for secret in secrets:
+                assert secret not in text, (secret[:4], os.path.join(path, file_name))
+    assert scanned > 100  # every event of the four jobs
