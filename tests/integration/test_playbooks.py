@@ -5,6 +5,7 @@ accepts; the Semaphore project definition only references what it defines and pl
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -62,10 +63,11 @@ def test_the_semaphore_project_references_only_what_it_defines():
             assert vault["vault_key"] in names["keys"]
         if template["cron"]:
             fields = template["cron"].split()
-            assert len(fields) == 5 and all(f == "*" or f.isdigit() for f in fields), template["cron"]
+            assert len(fields) == 5 and all(re.fullmatch(r"\*|\d+(,\d+)*", f) for f in fields), template["cron"]
             scheduled[template["name"]] = template["cron"]
         if template["survey_vars"]:
             assert {v["name"] for v in json.loads(template["survey_vars"])} >= {"restore_confirm"}
-    assert scheduled == {"backup": "0 3 * * *", "restore drill": "0 5 * * 0", "health": "15 * * * *"}
+    assert scheduled == {"backup": "0 3 * * *", "restore drill": "0 5 * * 0", "health": "15 * * * *",
+                         "maintenance": "0 6 * * 0", "rotate secrets": "0 4 1 1,4,7,10 *"}
     for inventory in project["inventories"]:
         assert os.path.exists(os.path.join(ROOT, inventory["inventory"]))
