@@ -111,4 +111,3 @@ def plan_lines(plan):
     lines.append("total %s to download; restore time of the databases: %s" % (
         size_text(plan["total_size"]), plan["prediction"]))
     return lines
-

@@ -101,7 +101,8 @@ def drill_rows(history, databases, interval, now):
             age = int((now - parse_time(drill.get("time"))).total_seconds())
         except (TypeError, ValueError):
             age = None
-        row.update(time=drill.get("time"), age_seconds=age, age=age_text(age) if age is not None else None, passed=bool(drill.get("passed")), backup=drill.get("backup"),
+        row.update(time=drill.get("time"), age_seconds=age, age=age_text(age) if age is not None else None,
+                   passed=bool(drill.get("passed")), backup=drill.get("backup"),
                    restore_seconds=drill.get("restore_seconds"), rto_seconds=drill.get("rto_seconds"),
                    failures=drill.get("failures") or [], log=drill.get("log"))
         if not row["passed"]:
@@ -179,7 +180,7 @@ def backup_line(row):
         flags.append("ANOMALOUS")
     rpo = " (RPO %s)" % age_text(row["rpo_seconds"]) if row["rpo_seconds"] else ""
     return "%s: %s, %s old%s, %s, %s" % (row["what"], row["name"], age_text(row["age_seconds"]), rpo,
-                                          size_text(row["size"]), ", ".join(flags))
+                                         size_text(row["size"]), ", ".join(flags))
 
 
 def problems_of(*groups):

@@ -48,7 +48,7 @@ options:
     description:
       - The offsite copy (the backup role's C(backup_s3)); databases and globals under its prefix, volumes under
         C(PREFIX/volumes).
-      - Without it no offsite check is made and RV(backups[].offsite) is null.
+      - Without it no offsite check is made and the rows' C(offsite) is null.
   databases:
     description: Databases (and C(globals)) that must have a backup; one missing is a problem.
     type: list
@@ -79,8 +79,8 @@ options:
   secrets_state_dir:
     description: Where secret_rotate keeps the secrets' versions (C(rotate_secrets_state_dir)).
     type: path
-  secrets:
-    description: The secrets to report; default every one in O(secrets_state_dir).
+  rotations:
+    description: The secrets to report, by name; default every one in O(secrets_state_dir).
     type: list
     elements: str
     default: []
@@ -199,13 +199,13 @@ def main():
             drill_interval=dict(type="str"),
             release_ledger=dict(type="path"),
             secrets_state_dir=dict(type="path"),
-            secrets=dict(type="list", elements="str", default=[]),
+            rotations=dict(type="list", elements="str", default=[]),
             rotation_interval=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    for option in ("databases", "volumes", "drill_databases", "secrets"):
+    for option in ("databases", "volumes", "drill_databases", "rotations"):
         unsafe = [name for name in p[option] if not mf.is_safe_name(name)]
         if unsafe:
             module.fail_json(msg="%s: %s are not names the roles use (letters, digits, '_', '.' and '-')"
@@ -223,7 +223,7 @@ def main():
                            p["drill_databases"] if p["drill_log_dir"] else [],
                            drill_interval, now)
     release = st.release_row(st.read_lines(p["release_ledger"]))
-    secrets = st.secret_rows(p["secrets_state_dir"], p["secrets"], rotation_interval, now) \
+    secrets = st.secret_rows(p["secrets_state_dir"], p["rotations"], rotation_interval, now) \
         if p["secrets_state_dir"] else []
     module.exit_json(changed=False, backups=backups, drills=drills, release=release, secrets=secrets,
                      lines=[st.backup_line(row) for row in backups],

@@ -1,10 +1,14 @@
-"""What ships for monitoring and for AWX works with what the roles really do. Monitoring reads what the roles write: every metric name the alerting rules and the Grafana
-dashboard query, and every operation they select, is collected from a run of the backup, drill, health, maintenance,
-rotation and deploy roles against a copy of the sandbox (disaster recovery's names: test_disaster_recovery). The
-dashboard is a dashboard model whose queries Prometheus parses. And the status playbook, on the same host, says all
-is well - then fails, naming the backups, once they are older than the RPO. The awx/ wrapper playbooks run through
-ansible-runner, AWX's job engine, as AWX runs them: survey answers and a workflow's artifacts as extra vars, the
-backup job's set_stats artifact handed to the drill job, which drills that very backup, and no secret in the events."""
+"""What ships for monitoring and for AWX works with what the roles really do.
+
+Monitoring reads what the roles write: every metric name the alerting rules and the Grafana dashboard query, and
+every operation they select, is collected from a run of the backup, drill, health, maintenance, rotation and deploy
+roles against a copy of the sandbox (disaster recovery's names: test_disaster_recovery). The dashboard is a
+dashboard model whose queries Prometheus parses. The status playbook, on the same host, says all is well - then
+fails, naming the backups, once they are older than the RPO.
+
+The awx/ wrapper playbooks run through ansible-runner, AWX's job engine, as AWX runs them: survey answers and a
+workflow's artifacts as extra vars, the backup job's set_stats artifact handed to the drill job, which drills that
+very backup, and no secret in the job events."""
 
 import getpass
 import json

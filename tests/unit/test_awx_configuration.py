@@ -58,8 +58,11 @@ def on_calendar_as_cron(spec):
     dow = SYSTEMD_DAYS[fields.pop(0)] if len(fields) == 3 else "*"
     _year, month, day = fields[0].split("-")
     hour, minute, _second = fields[1].split(":")
-    number = lambda field: "*" if field == "*" else ",".join(str(int(v)) for v in field.split(","))  # noqa: E731
-    return "%s %s %s %s %s" % (number(minute), number(hour), number(day), number(month), dow)
+    return "%s %s %s %s %s" % (cron_field(minute), cron_field(hour), cron_field(day), cron_field(month), dow)
+
+
+def cron_field(field):
+    return "*" if field == "*" else ",".join(str(int(v)) for v in field.split(","))
 
 
 def test_awx_semaphore_and_schedule_yml_run_the_same_jobs_at_the_same_times():
