@@ -176,7 +176,7 @@ def test_the_incident_preserves_evidence_then_contains_and_summarises(stack, nam
     assert rc == 0, failures(out)
 
     # evidence: the attacker first, by the proxy's access log and by the app's own table
-    evidence = task_results(out, "Bundle the evidence and read the logs of the window")
+    evidence = task_results(out, "Bundle the evidence")
     top = evidence["suspicious"]["clients"][0]
     assert top["client"] == ATTACKER and top["suspicious"] >= 30 and top["patterns"]["unauthorized"] >= 30, top
     assert evidence["suspicious"]["sources"] == {"proxy": evidence["suspicious"]["matched"]}
