@@ -267,6 +267,24 @@ def test_a_rolling_deploy_over_two_app_hosts_then_a_rollback(collection, fleet, 
                    "both in %.0fs, rollback of both in %.0fs" % (broken, good, back))
 
 
+def test_the_status_page_over_ssh_reads_each_host_and_fails_past_the_rpo(collection, fleet, capsys):
+    # after the backup, drill, restore, health, deploys and rollback above: the db host's backups, drill and health,
+    # each app host's release, read where the roles left them, the page written on each host
+    rc, out, _seconds = play(collection, fleet, "status")
+    assert rc == 0, why(out)
+    page = fleet["db"].ssh("cat /var/log/stackops-runbook/status.md").stdout
+    assert "**Everything is OK.**" in page and "| database app | app_" in page and "| yes | no | yes | no |" in page
+    assert re.search(r"\| app \| \S+ \| [0-9.]+ (s|min) \| passed \|", page) and "## Health: healthy" in page
+    for app in ("app1", "app2"):
+        release = fleet[app].ssh("cat /var/log/stackops-runbook/status.md").stdout
+        assert "Serving 1.0.0" in release and "last rollback 1.0.0" in release and ": succeeded." in release, release
+
+    rc, out, _seconds = play(collection, fleet, "status", dict(report_status_rpo="1s"), limit="db1")
+    assert rc != 0
+    assert "need a person on db1: newest backup of database app is" in out and "older than the RPO (1 s)" in out
+    report(capsys, "status over SSH: " + page.splitlines()[2])
+
+
 def test_disaster_recovery_brings_a_stack_back_on_a_fresh_server_over_ssh(collection, fleet, tmp_path_factory, capsys):
     """The old server (this machine) backs its stack up, encrypted, to the S3 API and is wiped; a fresh server gets
     the prerequisites and the stack back from the offsite copy alone. No release ledger here (the stack was started
