@@ -49,6 +49,11 @@ options:
       - The offsite copy (the backup role's C(backup_s3)); databases and globals under its prefix, volumes under
         C(PREFIX/volumes).
       - Without it no offsite check is made and the rows' C(offsite) is null.
+  volume_s3_prefix:
+    description:
+      - The key prefix of the volume backups' offsite copies in the bucket of O(s3), when it is not C(PREFIX/volumes)
+        (the prefix of the backup role's C(backup_volume_s3) when the inventory sets it).
+    type: str
   databases:
     description: Databases (and C(globals)) that must have a backup; one missing is a problem.
     type: list
@@ -180,9 +185,7 @@ def listing(path, s3, kinds):
     def of_kinds(entries):
         return [e for e in entries if e.manifest.get("kind") in kinds]
     local = of_kinds(LocalStorage(path).list_backups()) if path else []
-    offsite = of_kinds(S3Storage(s3_for(s3, "volumes" if kinds == VOLUME_KINDS else "databases")).list_backups()) \
-        if s3 else None
-    return local, offsite
+    return local, of_kinds(S3Storage(s3).list_backups()) if s3 else None
 
 
 def main():
@@ -191,6 +194,7 @@ def main():
             backup_path=dict(type="path"),
             volume_path=dict(type="path"),
             s3=s3_argument_spec(),
+            volume_s3_prefix=dict(type="str"),
             databases=dict(type="list", elements="str", default=[]),
             volumes=dict(type="list", elements="str", default=[]),
             rpo=dict(type="str"),
@@ -216,7 +220,9 @@ def main():
     try:
         backups = st.backup_rows("database", *listing(p["backup_path"], p["s3"], DATABASE_KINDS), p["databases"], rpo, now)
         if p["volume_path"] or p["volumes"]:
-            backups += st.backup_rows("volume", *listing(p["volume_path"], p["s3"], VOLUME_KINDS), p["volumes"], rpo, now)
+            volume_s3 = None if not p["s3"] else dict(p["s3"], prefix=p["volume_s3_prefix"]) \
+                if p["volume_s3_prefix"] is not None else s3_for(p["s3"], "volumes")
+            backups += st.backup_rows("volume", *listing(p["volume_path"], volume_s3, VOLUME_KINDS), p["volumes"], rpo, now)
     except RunbookError as exc:
         module.fail_from(exc, "cannot list the backups")
     drills = st.drill_rows(st.read_lines(p["drill_log_dir"] and p["drill_log_dir"] + "/history.jsonl"),

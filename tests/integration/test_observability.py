@@ -40,6 +40,8 @@ def operated(tmp_path_factory, s3):
             backup_databases=["app"], backup_container=stack.postgres, backup_dest=str(base / "backups"),
             backup_volumes=[stack.name + "-uploads"], backup_volume_dest=str(base / "volume-backups"),
             backup_s3=s3.options("observability/" + stack.name),
+            # the volumes' offsite copy elsewhere than PREFIX/volumes: the status page must look there
+            backup_volume_s3=s3.options("observability-volumes/" + stack.name),
             restore_drill_database="app", restore_drill_path=str(base / "backups"), restore_drill_image=postgres_image(),
             restore_drill_log_dir=str(base / "drills"), restore_drill_rto_seconds=300,
             health_checks=ready + [dict(name="postgres container", type="container", container=stack.postgres)],
