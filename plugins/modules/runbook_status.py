@@ -122,17 +122,18 @@ EXAMPLES = r"""
 RETURN = r"""
 backups:
   description:
-    - One row per database, globals and volume - C(kind) (database or volume), C(label), C(name) (null when there is
-      none), C(time), C(age_seconds), C(rpo_seconds), C(size), C(verified), C(encrypted), C(anomalous), C(anomalies),
-      C(local), C(offsite) (null without O(s3)), C(problems).
+    - One row per database, globals and volume - C(kind) (database, globals or volume), C(label), C(what) (how the
+      page names it), C(name) (null when there is none), C(time), C(age_seconds), C(age) (as text), C(rpo_seconds),
+      C(size), C(size_text), C(verified), C(encrypted), C(anomalous), C(anomalies), C(local), C(offsite) (null
+      without O(s3)), C(problems).
   returned: always
   type: list
   elements: dict
   sample: [{"kind": "database", "label": "app", "name": "app_20261128T030000Z", "age_seconds": 18000, "size": 8812,
             "verified": true, "encrypted": true, "offsite": true, "anomalous": false, "problems": []}]
 drills:
-  description: The last drill of each database - C(database), C(time), C(age_seconds), C(passed), C(restore_seconds),
-    C(rto_seconds), C(failures), C(log), C(problems).
+  description: The last drill of each database - C(database), C(time), C(age_seconds), C(age), C(passed), C(backup),
+    C(restore_seconds), C(rto_seconds), C(failures), C(log), C(problems).
   returned: always
   type: list
   elements: dict
@@ -142,7 +143,8 @@ release:
   returned: always
   type: dict
 secrets:
-  description: Each secret's C(name), C(rotated) (time, null when never), C(age_seconds), C(pending), C(problems), C(notes).
+  description: Each secret's C(name), C(rotated) (time, null when never), C(age_seconds), C(age), C(pending), C(problems),
+    C(notes).
   returned: always
   type: list
   elements: dict
