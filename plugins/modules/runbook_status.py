@@ -168,6 +168,7 @@ notes:
 """
 
 import datetime
+import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils import _status as st
@@ -222,14 +223,15 @@ def main():
     try:
         backups = st.backup_rows("database", *listing(p["backup_path"], p["s3"], DATABASE_KINDS), p["databases"], rpo, now)
         if p["volume_path"] or p["volumes"]:
-            volume_s3 = None if not p["s3"] else dict(p["s3"], prefix=p["volume_s3_prefix"]) \
-                if p["volume_s3_prefix"] is not None else s3_for(p["s3"], "volumes")
+            volume_s3 = None
+            if p["s3"]:
+                volume_s3 = s3_for(p["s3"], "volumes") if p["volume_s3_prefix"] is None \
+                    else dict(p["s3"], prefix=p["volume_s3_prefix"])
             backups += st.backup_rows("volume", *listing(p["volume_path"], volume_s3, VOLUME_KINDS), p["volumes"], rpo, now)
     except RunbookError as exc:
         module.fail_from(exc, "cannot list the backups")
-    drills = st.drill_rows(st.read_lines(p["drill_log_dir"] and p["drill_log_dir"] + "/history.jsonl"),
-                           p["drill_databases"] if p["drill_log_dir"] else [],
-                           drill_interval, now)
+    drills = st.drill_rows(st.read_lines(os.path.join(p["drill_log_dir"], "history.jsonl")), p["drill_databases"],
+                           drill_interval, now) if p["drill_log_dir"] else []
     release = st.release_row(st.read_lines(p["release_ledger"]))
     secrets = st.secret_rows(p["secrets_state_dir"], p["rotations"], rotation_interval, now) \
         if p["secrets_state_dir"] else []
