@@ -8,10 +8,8 @@ holds something that recovery would overwrite."""
 
 from __future__ import annotations
 
-import json
-import os
-
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import read_lines
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import in_future
 from ansible_collections.stackops.runbook.plugins.module_utils._units import age_text, size_text
 
@@ -66,16 +64,9 @@ def drill_times(history_path):
     """The restore time of the newest passing drill of each database, from the restore_drill history
     (``{database: (seconds, when)}``); {} when there is none on this host."""
     times = {}
-    if not history_path or not os.path.isfile(history_path):
-        return times
-    with open(history_path) as fh:
-        for line in fh:
-            try:
-                drill = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash
-            if drill.get("passed") and drill.get("restore_seconds") is not None and drill.get("database"):
-                times[drill["database"]] = (float(drill["restore_seconds"]), drill.get("time"))
+    for drill in read_lines(history_path):
+        if drill.get("passed") and drill.get("restore_seconds") is not None and drill.get("database"):
+            times[drill["database"]] = (float(drill["restore_seconds"]), drill.get("time"))
     return times
 
 

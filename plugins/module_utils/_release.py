@@ -20,7 +20,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_sdk
-from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, replace_file
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, read_lines, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 # a docker image reference: [registry[:port]/]name[:tag][@digest], no spaces or shell metacharacters
@@ -43,17 +43,8 @@ def check_version(value, what="version"):
 
 
 def load_ledger(path):
-    entries = []
-    if os.path.exists(path):
-        with open(path) as fh:
-            for line in fh:
-                line = line.strip()
-                if line:
-                    try:
-                        entries.append(json.loads(line))
-                    except ValueError:
-                        continue  # a line cut by a crash: the ones before and after still count
-    return entries
+    """compose_release's ledger: one entry per attempt and step, oldest first."""
+    return read_lines(path)
 
 
 def covers(entry, services):

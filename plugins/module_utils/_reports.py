@@ -167,6 +167,20 @@ def append_line(path, entry, mode=0o640):
         os.close(fd)
 
 
+def read_lines(path):
+    """The entries of a file of JSON lines that append_line writes (a ledger, the drill history), oldest first; []
+    when there is none. A line cut by a crash is skipped: the ones before and after it still count."""
+    entries = []
+    if path and os.path.exists(path):
+        with open(path) as fh:
+            for line in fh:
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:  # a line cut by a crash, or an empty one
+                    continue
+    return entries
+
+
 EVENT_STYLE = {"started": (":arrow_forward:", "#439FE0"), "succeeded": (":white_check_mark:", "good"),
                "warning": (":warning:", "warning"),
                "failed": (":rotating_light:", "danger"), "skipped": (":fast_forward:", "#AAAAAA")}

@@ -9,7 +9,6 @@ failure after a change puts every target back on the current value (``revert``).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -234,10 +233,10 @@ class Rotation:
     def too_recent(self, min_age):
         """True when the last rotation is younger than ``min_age`` seconds (None: never); an interrupted
         rotation always goes on."""
-        if not min_age or self.store.get("pending") is not None:
+        if not min_age or self.store.has("pending"):
             return False
-        stamp = os.path.join(self.store.directory, "current")
-        return os.path.exists(stamp) and time.time() - os.path.getmtime(stamp) < min_age
+        rotated = self.store.rotated_at()
+        return rotated is not None and time.time() - rotated < min_age
 
     def run(self, current):
         """The asked steps; on failure after a change, the targets go back to ``current``."""

@@ -73,6 +73,16 @@ class VersionStore:
         except FileNotFoundError:
             return None
 
+    def has(self, stage):
+        return os.path.exists(os.path.join(self.directory, stage))
+
+    def rotated_at(self):
+        """When the value in use was set (Unix seconds): the ``current`` version's time; None when it never was."""
+        try:
+            return os.path.getmtime(os.path.join(self.directory, "current"))
+        except FileNotFoundError:
+            return None
+
     def put(self, stage, value):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)

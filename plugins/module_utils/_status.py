@@ -9,17 +9,14 @@ Private to this collection."""
 from __future__ import annotations
 
 import datetime
-import json
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
+from ansible_collections.stackops.runbook.plugins.module_utils import _release as rel
+from ansible_collections.stackops.runbook.plugins.module_utils import _secrets as sec
 from ansible_collections.stackops.runbook.plugins.module_utils._module import parse_time
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import in_future
 from ansible_collections.stackops.runbook.plugins.module_utils._units import age_text, size_text
-
-# the release ledger's words for how an attempt ended (compose_release)
-GOOD_RELEASE = "succeeded"
-UNFINISHED_RELEASE = ("started", "switched")
 
 
 def newest_by_label(entries, now):
@@ -69,19 +66,6 @@ def backup_rows(kind, local, offsite, expected, rpo, now):
     return rows
 
 
-def read_lines(path):
-    """The JSON lines of a ledger or history file ([] when there is none); a line cut by a crash is skipped."""
-    entries = []
-    if path and os.path.isfile(path):
-        with open(path) as fh:
-            for line in fh:
-                try:
-                    entries.append(json.loads(line))
-                except ValueError:
-                    continue
-    return entries
-
-
 def drill_rows(history, databases, interval, now):
     """The last drill of each database in the restore_drill history (and of each of ``databases``, drilled or
     not): passed, restore time against the RTO, age against the interval."""
@@ -127,17 +111,17 @@ def release_row(ledger):
     ordered = [e for e in ledger if attempts.get(e.get("attempt") or id(e)) is e]
     if not ordered:
         return None
-    serving = next((e for e in reversed(ordered) if e.get("result") == GOOD_RELEASE), None)
+    serving = next((e for e in reversed(ordered) if e.get("result") == rel.GOOD), None)
     last = ordered[-1]
     row = dict(serving_version=serving.get("version") if serving else None,
                serving_since=serving.get("time") if serving else None,
                last_action=last.get("action"), last_version=last.get("version"), last_result=last.get("result"),
                last_time=last.get("time"), last_actor=last.get("actor"), problems=[])
-    if last.get("result") in UNFINISHED_RELEASE:
+    if last.get("result") in rel.UNFINISHED:
         row["problems"].append("the %s of %s at %s never finished (%s): run the deploy or rollback again, which "
                                "cleans it up" % (last.get("action"), last.get("version"), last.get("time"),
                                                  last.get("result")))
-    elif last.get("result") != GOOD_RELEASE:
+    elif last.get("result") != rel.GOOD:
         row["problems"].append("the last %s (%s at %s) ended %s: %s" % (
             last.get("action"), last.get("version"), last.get("time"), last.get("result"),
             last.get("message") or "see the release ledger"))
@@ -145,21 +129,24 @@ def release_row(ledger):
 
 
 def secret_rows(state_dir, names, interval, now):
-    """When each secret was last rotated (its ``current`` version's time) and whether a rotation is unfinished."""
-    if not names and state_dir and os.path.isdir(state_dir):
-        names = sorted(n for n in os.listdir(state_dir) if os.path.isdir(os.path.join(state_dir, n)))
+    """When each secret was last rotated (its ``current`` version's time) and whether a rotation is unfinished;
+    ``names`` default to every secret's folder in ``state_dir``."""
+    if not names and os.path.isdir(state_dir):
+        names = sorted(n for n in os.listdir(state_dir)
+                       if os.path.isdir(os.path.join(state_dir, n)) and sec.NAME_PATTERN.match(n))
     rows = []
     for name in names or []:
-        folder = os.path.join(state_dir or "", name)
-        current, pending = os.path.join(folder, "current"), os.path.join(folder, "pending")
-        row = dict(name=name, rotated=None, age_seconds=None, age=None, pending=os.path.exists(pending), problems=[], notes=[])
-        if os.path.exists(current):
-            rotated = os.path.getmtime(current)
-            row.update(rotated=mf.isoformat(datetime.datetime.fromtimestamp(rotated, datetime.timezone.utc)), age_seconds=int(now.timestamp() - rotated))
-            row["age"] = age_text(row["age_seconds"])
-            if interval and row["age_seconds"] > interval:
+        store = sec.VersionStore(state_dir, name)
+        rotated = store.rotated_at()
+        row = dict(name=name, rotated=None, age_seconds=None, age=None, pending=store.has("pending"), problems=[],
+                   notes=[])
+        if rotated is not None:
+            age = int(now.timestamp() - rotated)
+            row.update(rotated=mf.isoformat(datetime.datetime.fromtimestamp(rotated, datetime.timezone.utc)),
+                       age_seconds=age, age=age_text(age))
+            if interval and age > interval:
                 row["problems"].append("%s was last rotated %s ago, more than its interval (%s)" % (
-                    name, age_text(row["age_seconds"]), age_text(interval)))
+                    name, age_text(age), age_text(interval)))
         else:
             row["notes"].append("%s was never rotated by this collection, so its age is unknown" % name)
         if row["pending"]:

@@ -175,6 +175,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils import _status as
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._recovery import s3_for
+from ansible_collections.stackops.runbook.plugins.module_utils._reports import read_lines
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage, S3Storage, s3_argument_spec
 
 
@@ -228,13 +229,13 @@ def main():
                 volume_s3 = s3_for(p["s3"], "volumes") if p["volume_s3_prefix"] is None \
                     else dict(p["s3"], prefix=p["volume_s3_prefix"])
             backups += st.backup_rows("volume", *listing(p["volume_path"], volume_s3, VOLUME_KINDS), p["volumes"], rpo, now)
+        secrets = st.secret_rows(p["secrets_state_dir"], p["rotations"], rotation_interval, now) \
+            if p["secrets_state_dir"] else []
     except RunbookError as exc:
-        module.fail_from(exc, "cannot list the backups")
-    drills = st.drill_rows(st.read_lines(os.path.join(p["drill_log_dir"], "history.jsonl")), p["drill_databases"],
+        module.fail_from(exc, "cannot read the backups or the secrets")
+    drills = st.drill_rows(read_lines(os.path.join(p["drill_log_dir"], "history.jsonl")), p["drill_databases"],
                            drill_interval, now) if p["drill_log_dir"] else []
-    release = st.release_row(st.read_lines(p["release_ledger"]))
-    secrets = st.secret_rows(p["secrets_state_dir"], p["rotations"], rotation_interval, now) \
-        if p["secrets_state_dir"] else []
+    release = st.release_row(read_lines(p["release_ledger"]))
     module.exit_json(changed=False, backups=backups, drills=drills, release=release, secrets=secrets,
                      lines=[st.backup_line(row) for row in backups],
                      problems=st.problems_of(backups, drills, [release], secrets),
