@@ -42,6 +42,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._age import (
     recipients_argument_spec,
     recipients_options_error,
 )
+from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import FramedWriter
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, compressing_writer
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import (
@@ -219,14 +220,16 @@ class _Plaintext:
         return self.sink.write(data)
 
 
-def write_stream(chunks, partial, compression, level, check=None, recipients=None):
+def write_stream(chunks, partial, compression, level, check=None, recipients=None, framed=False):
     """The stages of a single-file backup: ``chunks`` → compression → (age encryption to ``recipients``)
     → sha256 → a new ``partial`` → fsync. ``check`` (optional) sees every compressed byte (``observe``),
     says whether the whole checks out (``finish`` returns the verification facts or raises) and lets go of
     what it holds (``abort``); with it the file is also read back from the disk. Returns the manifest's
     facts: size and sha256 of the stored file, uncompressed_size, verification, and for an encrypted
-    backup ``encryption`` (recipients, size and sha256 of the compressed plaintext). On any failure, also
-    a failure inside ``chunks``, the partial file is removed."""
+    backup ``encryption`` (recipients, size and sha256 of the compressed plaintext). ``framed`` (a custom
+    archive, compressed with zstd or not at all): the compressed stream is cut into frames at the tables'
+    data (``_archive_layout.FramedWriter``) and ``layout`` says where, for a parallel restore. On any
+    failure, also a failure inside ``chunks``, the partial file is removed."""
     observer = check.observe if check else None
     try:
         out = HashingFile(partial, observer=None if recipients else observer)
@@ -239,17 +242,25 @@ def write_stream(chunks, partial, compression, level, check=None, recipients=Non
         if recipients:
             encryptor = Encryptor(recipients, out)
             plain = _Plaintext(encryptor, observer)
-        writer = compressing_writer(compression, level, plain or out)
+        compressor = writer = compressing_writer(compression, level, plain or out)
+        if framed and compression in ("zstd", "none"):
+            stored = plain or out
+            writer = FramedWriter(compressor, lambda: stored.size)
         raw_bytes = 0
         for chunk in chunks:
             raw_bytes += len(chunk)
             writer.write(chunk)
-        writer.close()
+        if writer is not compressor:
+            writer.close()
+        compressor.close()
         if encryptor:
             encryptor.close()
             encryptor = None
         out.close()
         facts = dict(size=out.size, sha256=out.sha256.hexdigest(), uncompressed_size=raw_bytes)
+        layout = writer.layout() if writer is not compressor else None
+        if layout:
+            facts["layout"] = layout
         if plain:
             facts["encryption"] = encryption_facts(recipients, plain.size, plain.sha256.hexdigest())
         if check:

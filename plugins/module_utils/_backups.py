@@ -161,16 +161,18 @@ def _decrypt_locally(storage, manifest, local, identity, what):
     return local, plain
 
 
-def checked_copy(storage, manifest, workdir, runner=None, what="the backup", seekable=None, identity=None):
+def checked_copy(storage, manifest, workdir, runner=None, what="the backup", seekable=None, identity=None,
+                 whole=True):
     """A local copy of the backup and its manifest (``stage_locally``: decrypted with ``identity`` when it
     is encrypted), verified against that manifest (sizes, sha256, full decompression; ``pg_restore --list``
-    with a ``runner`` that has it). Raises DamagedBackup before anything is touched. A ``seekable``
+    with a ``runner`` that has it; without ``whole``, a framed archive's table of contents only, see
+    ``_dump.verify_backup``). Raises DamagedBackup before anything is touched. A ``seekable``
     (``_restore.SeekableArchive``) is filled in the same pass, and kept only when the backup checks out.
     Returns (LocalStorage, manifest): read the copy with the manifest returned."""
     local, manifest = stage_locally(storage, manifest, workdir, identity, what)
     copy = seekable if seekable is not None and not seekable.in_place(local) and seekable.open() else None
     try:
-        verify_backup(local, manifest, runner, copy)
+        verify_backup(local, manifest, runner, copy, whole)
     except BaseException as exc:
         if copy is not None:
             copy.abort()

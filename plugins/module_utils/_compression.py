@@ -61,6 +61,9 @@ class _Passthrough:
     def write(self, data):
         self.sink.write(data)
 
+    def end_frame(self):
+        pass  # uncompressed: the stored offsets are the archive's own
+
     def close(self):
         pass
 
@@ -86,6 +89,11 @@ class _ZstdWriter:
 
     def write(self, data):
         self.writer.write(data)
+
+    def end_frame(self):
+        """End the frame here: what follows starts a new one, which can be decompressed on its own (a file of
+        frames one after the other is one zstd stream to every reader, the zstd program included)."""
+        self.writer.flush(zstandard.FLUSH_FRAME)
 
     def close(self):
         self.writer.close()  # ends the frame; with closefd=False the sink stays open
@@ -120,14 +128,22 @@ class Decompressor:
         if self._obj is None or not chunk:
             return chunk
         if self._obj.eof:
-            raise CompressionError("unexpected data after the end of the %s stream" % self.compression)
+            self._next_frame()
         try:
             out = self._obj.decompress(chunk)
+            while self._obj.eof and self._obj.unused_data:
+                rest = self._obj.unused_data
+                self._next_frame()
+                out += self._obj.decompress(rest)
         except (zlib.error, zstandard.ZstdError) as exc:
             raise CompressionError("%s data is damaged: %s" % (self.compression, exc))
-        if self._obj.eof and self._obj.unused_data:
-            raise CompressionError("unexpected data after the end of the %s stream" % self.compression)
         return out
+
+    def _next_frame(self):
+        """zstd: a backup is a series of frames (see ``_ZstdWriter.end_frame``); gzip: one member only."""
+        if self.compression != "zstd":
+            raise CompressionError("unexpected data after the end of the %s stream" % self.compression)
+        self._obj = zstandard.ZstdDecompressor().decompressobj(write_size=OUTPUT_SIZE)
 
     def finish(self):
         if self._obj is None:

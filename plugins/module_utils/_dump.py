@@ -23,6 +23,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backup import (
     write_stream,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
+from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import frame_ranges
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     CompressionError,
     Decompressor,
@@ -164,7 +165,7 @@ def dump_to_file(runner, argv, partial_path, fmt, compression, level, verify=Tru
             check.abort()
         raise
     try:
-        return write_stream(output, partial_path, compression, level, check, recipients)
+        return write_stream(output, partial_path, compression, level, check, recipients, framed=fmt == "custom")
     finally:
         output.close()
 
@@ -251,11 +252,15 @@ def count_table_data(toc_text):
     return sum(1 for line in toc_text.splitlines() if not line.startswith(";") and " TABLE DATA " in line)
 
 
-def verify_backup(storage, manifest, runner=None, copy=None):
+def verify_backup(storage, manifest, runner=None, copy=None, whole=True):
     """Read a backup back from its storage (local or S3) and prove it against its manifest: size and
     sha256 of every file, full decompression of a single-file backup, and with a ``runner`` that has
     pg_restore, ``pg_restore --list`` of a custom archive. The decompressed stream also goes to ``copy``
-    (``write``) when one is given, so a restore needs no second pass. Raises DumpError naming what is wrong."""
+    (``write``) when one is given, so a restore needs no second pass. Without ``whole``, a framed archive
+    (see ``_archive_layout``) that a restore is about to read frame by frame is checked by size and sha256
+    with only its first frame (the table of contents) decompressed and listed: the restore decompresses the
+    others, each with its content checksum, and reads every block, so a second full pass here would only
+    cost time (a second of every ten on the benchmark). Raises DumpError naming what is wrong."""
     location = storage.location(manifest["file"])
     if manifest["format"] == "directory":
         files = []
@@ -273,9 +278,14 @@ def verify_backup(storage, manifest, runner=None, copy=None):
         return dict(method="sha256 of every file")
     digest = StreamDigest()
     check = InflightCheck(runner, manifest["format"], manifest["compression"], copy)
+    checked = None if whole or not manifest.get("layout") else frame_ranges(manifest)[0]["end"]
     try:
         for chunk in digest.over(storage.open_chunks(manifest["file"])):
-            check.observe(chunk)
+            if checked is None:
+                check.observe(chunk)
+            elif checked > 0:
+                check.observe(chunk[:checked])
+                checked -= len(chunk)
         found = check.finish()
     except DumpError as exc:
         check.abort()
@@ -283,6 +293,8 @@ def verify_backup(storage, manifest, runner=None, copy=None):
     problem = digest.mismatch(location, manifest)
     if problem:
         raise DumpError(problem)
+    if not whole and manifest.get("layout"):
+        found["method"] = found["method"].replace("decompress", "decompress-of-the-table-of-contents")
     return found
 
 

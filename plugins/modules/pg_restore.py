@@ -201,6 +201,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     archive_tables,
     compare_counts,
     missing_tables,
+    reads_in_frames,
     restore_argument_spec,
     restore_globals,
     restore_into,
@@ -275,12 +276,14 @@ class Restore:
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])
         self._refuse_unconfirmed(target, manifest)
-        # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked
+        # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked;
+        # a framed one is read where it is, and checked as it is read
+        whole_in_frames = not p["tables"] and not self.module.check_mode and reads_in_frames(manifest, p["jobs"])
         self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
             not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
         try:
             local, manifest = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable,
-                                           identity=self.identity)
+                                           identity=self.identity, whole=not whole_in_frames)
             return self._restore_checked(local, manifest, target)
         finally:
             if self.seekable is not None:

@@ -248,6 +248,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._age import Ident
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     SeekableArchive,
+    reads_in_frames,
     restore_argument_spec,
     restore_globals,
     restore_into,
@@ -355,7 +356,8 @@ def run_drill(module, report):
             if SeekableArchive.wanted(manifest, p["jobs"]):
                 seekable = SeekableArchive(runner, manifest, workdir)
         try:
-            local, manifest = checked_copy(storage, manifest, workdir, seekable=seekable, identity=identity)
+            local, manifest = checked_copy(storage, manifest, workdir, seekable=seekable, identity=identity,
+                                           whole=module.check_mode or not reads_in_frames(manifest, p["jobs"]))
         except DamagedBackup as exc:
             report["failures"].append(dict(kind=damage_kind(manifest, exc.copy), message=str(exc.cause)))
             return
