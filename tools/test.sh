@@ -21,7 +21,7 @@ GROUPS_LONGEST_FIRST=(
     "test_disaster_recovery.py test_stack_drill.py"
     "test_deploy_roles.py test_compose_release.py"
     "test_faults_deploy.py test_compose_services.py test_migration_guard.py"
-    "test_pg_restore.py test_restore_drill.py"
+    "test_pg_restore.py test_restore_drill.py test_framed_restore.py"
     "test_roles.py test_playbooks.py"
     "test_encryption.py test_config_backup.py test_image_backup.py test_volumes.py"
     "test_runbook_correctness.py test_time_parameters.py test_backup_playbook.py test_anomaly_guard.py"

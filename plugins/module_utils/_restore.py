@@ -177,8 +177,9 @@ class FramedRestore:
             if without_frames:
                 self.check(self.restore + ["--section=data", "-L", self.put_list("data.list", without_frames),
                                            self.toc])
-            self.check(self.restore + ["--section=post-data", "--jobs=%d" % self.jobs, "-L",
-                                       self.put_list("post-data.list", self._post), self.toc])
+            if self._post:
+                self.check(self.restore + ["--section=post-data", "--jobs=%d" % self.jobs, "-L",
+                                           self.put_list("post-data.list", self._post), self.toc])
         finally:
             self.scratch.remove()
 
@@ -237,8 +238,15 @@ class FramedRestore:
 
     def _ready(self):
         """The post-data lines now buildable (and no longer in ``_post``): see ``_only_on``."""
-        ready = [line for line in self._post if _only_on(self.entries.get(_dump_id(line)), self._loaded, self.entries)]
-        self._post = [line for line in self._post if line not in ready]
+        ready, waiting, table = [], [], None
+        for line in self._post:
+            entry = self.entries.get(_dump_id(line))
+            if _only_on(entry, self._loaded, self.entries) and table in (None, entry.dependencies[0]):
+                table = entry.dependencies[0]  # one table's at a time, so idle workers can share them out
+                ready.append(line)
+            else:
+                waiting.append(line)
+        self._post = waiting
         return ready
 
     def _tables(self, unit):
@@ -295,9 +303,9 @@ class FramedRestore:
 # What may be built on tables as soon as their data is in: what depends on nothing restored after them
 # (foreign keys reference other tables' keys, so they wait for the final pass).
 EARLY_POST_DATA = ("INDEX", "CONSTRAINT", "TRIGGER")
-# The smallest unit of work a data worker takes (consecutive frames); larger on large databases, so that
-# each job starts a few dozen pg_restore processes at most.
-MIN_UNIT = 64 * 1024 * 1024
+# The smallest unit of work a data worker takes (consecutive frames): each unit costs a pg_restore start
+# (tens of milliseconds). Larger on large databases, so that each job starts about eight at most.
+MIN_UNIT = 16 * 1024 * 1024
 
 
 def _only_on(entry, loaded, entries):

@@ -59,7 +59,11 @@ options:
     required: true
   format:
     description:
-      - C(custom) is a single archive that C(pg_restore) reads, table by table if need be.
+      - C(custom) is a single archive that C(pg_restore) reads, table by table if need be. Compressed with zstd
+        (or not at all) it is cut into frames where its tables' data starts, and the manifest's C(layout) says
+        where, so M(stackops.runbook.pg_restore) and M(stackops.runbook.restore_drill) restore it with parallel
+        jobs straight from the stored file. It stays one zstd stream to every other reader
+        (C(zstd -d | pg_restore) as before).
       - C(plain) is SQL that C(psql) replays (the runbooks' format).
       - C(directory) is a directory of files written by parallel C(pg_dump) O(jobs); its compression is done by
         pg_dump itself (gzip, or zstd from PostgreSQL 16 on).

@@ -152,7 +152,7 @@ duration:
 jobs:
   description:
     - Parallel jobs the restore ran with; C(1) when it ran as one stream (plain SQL, O(jobs=1), or no room for a
-      seekable copy of a compressed custom archive, which a warning then says).
+      seekable copy of a custom archive without a frame layout, which a warning then says).
   returned: when a whole database was restored
   type: int
   sample: 2

@@ -1,0 +1,146 @@
+"""The default backup is cut into frames at its tables' data, and restored in parallel straight from them:
+same schema, same rows, same sequence values as the source, on a database with what real ones have
+(foreign keys, indexes, triggers, views, a materialized view, partitions, grants, many small tables, tables
+large enough to be loaded by different jobs while the others' indexes are built); the
+stored file is still one zstd stream to the stock tools; a restore that fails midway leaves the target as
+it was and nothing behind."""
+
+import json
+import os
+import subprocess
+
+from conftest import exact_counts, run_module
+
+SCHEMA = """
+CREATE TABLE customers (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, note text);
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers (id),
+                     total numeric(10, 2) NOT NULL, placed_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX orders_placed_at ON orders (placed_at);
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.note := coalesce(NEW.note, 'x');
+  RETURN NEW; END $$;
+CREATE TRIGGER customers_touch BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 900;
+CREATE TABLE events (id bigint NOT NULL, at date NOT NULL, payload text) PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX events_at ON events (at);
+INSERT INTO customers (email, note)
+  SELECT 'c' || i || '@example.com', CASE WHEN i % 3 = 0 THEN NULL ELSE repeat(md5(i::text), 4) END
+  FROM generate_series(1, 12000) i;
+INSERT INTO orders (customer_id, total, placed_at)
+  SELECT 1 + i % 12000, (i % 1000) + 0.5, '2026-01-01'::timestamptz + i * interval '1 minute'
+  FROM generate_series(1, 40000) i;
+INSERT INTO events SELECT i, '2025-06-01'::date + (i % 400), repeat('e', 50) FROM generate_series(1, 30000) i;
+CREATE TABLE documents (id int PRIMARY KEY, customer_id bigint REFERENCES customers (id), body text);
+INSERT INTO documents SELECT i, 1 + i % 12000, repeat(md5(i::text), 20) FROM generate_series(1, 40000) i;
+CREATE INDEX documents_customer ON documents (customer_id);
+CREATE TABLE archive (id int, body text);
+INSERT INTO archive SELECT i, repeat(md5((-i)::text), 20) FROM generate_series(1, 40000) i;
+CREATE INDEX archive_id ON archive (id);
+CREATE MATERIALIZED VIEW customer_totals AS
+  SELECT customer_id, sum(total) AS total FROM orders GROUP BY customer_id;
+CREATE UNIQUE INDEX customer_totals_id ON customer_totals (customer_id);
+GRANT SELECT ON orders, customers TO shop_reader;
+COMMENT ON TABLE orders IS 'what was bought';
+SELECT setval('orders_id_seq', 50000);
+"""
+
+
+def small_tables():
+    return "".join("CREATE TABLE small_%d (id int PRIMARY KEY, v text); INSERT INTO small_%d SELECT i, 'v' || i "
+                   "FROM generate_series(1, %d) i;\n" % (n, n, n * 3) for n in range(1, 41))
+
+
+def make_shop(pg, tmp_path):
+    pg.psql("postgres", "DROP DATABASE IF EXISTS shop")
+    pg.psql("postgres", "CREATE DATABASE shop")
+    pg.psql("postgres", "DO $$ BEGIN CREATE ROLE shop_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    script = tmp_path / "shop.sql"
+    script.write_text(SCHEMA + small_tables())
+    pg.psql_file("shop", str(script))
+
+
+def schema(pg, database):
+    out = subprocess.run(["pg_dump", "--schema-only", "-d", database], capture_output=True, text=True, check=True,
+                         env=pg.env()).stdout
+    # without comments and the random key of pg_dump's \restrict lines
+    return [line for line in out.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict"))]
+
+
+def state(pg, database):
+    return dict(
+        counts=exact_counts(pg.psql, database),
+        sequence=pg.psql(database, "SELECT last_value FROM orders_id_seq"),
+        matview=pg.psql(database, "SELECT count(*), sum(total) FROM customer_totals"),
+        grants=pg.psql(database, "SELECT has_table_privilege('shop_reader', 'orders', 'SELECT')"),
+        constraints=pg.psql(database, "SELECT count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace"),
+        indexes=pg.psql(database, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'"),
+        valid=pg.psql(database, "SELECT bool_and(indisvalid) FROM pg_index"))
+
+
+def scratch_dir(tmp_path, monkeypatch):
+    """TMPDIR of the modules, to see what they leave."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    return scratch
+
+
+def test_a_framed_backup_restores_in_parallel_to_the_same_schema_and_rows(host_pg, tmp_path, monkeypatch):
+    make_shop(host_pg, tmp_path)
+    scratch = scratch_dir(tmp_path, monkeypatch)
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=dest))
+    assert not made.get("failed"), made.get("msg")
+    layout = made["manifest"]["layout"]
+    # every table has its data block (a partitioned one's rows are its partitions'); the data is cut into
+    # frames, and small tables share them
+    assert len(layout["blocks"]) == made["manifest"]["verification"]["tables_in_archive"] == 46
+    assert 2 <= len(layout["frames"]) < len(layout["blocks"])
+    assert made["manifest"]["uncompressed_size"] > 3 * 16 * 2 ** 20  # several units of work (16 MiB at least each)
+    # still one zstd stream to the stock tools
+    listed = subprocess.run("zstd -dc %s | pg_restore --list" % made["path"], shell=True, capture_output=True,
+                            text=True, check=True).stdout
+    assert listed.count(" TABLE DATA ") == 46
+
+    for jobs in (2, 3):
+        target = "shop_copy_%d" % jobs
+        host_pg.psql("postgres", "DROP DATABASE IF EXISTS %s" % target)
+        result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database=target,
+                                               jobs=jobs))
+        assert not result.get("failed"), result.get("msg")
+        assert result["jobs"] == jobs and result["differences"] == {} and not result.get("warnings")
+        assert state(host_pg, target) == state(host_pg, "shop")
+        assert schema(host_pg, target) == schema(host_pg, "shop")
+    # nothing left where the restore worked: no table of contents, no lists
+    assert os.listdir(scratch) == []
+
+
+def test_a_frame_that_fails_midway_fails_the_restore_and_leaves_the_target_as_it_was(host_pg, tmp_path, monkeypatch):
+    make_shop(host_pg, tmp_path)
+    scratch = scratch_dir(tmp_path, monkeypatch)
+    dest = tmp_path / "backups"
+    made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=str(dest), compression="none"))
+    assert not made.get("failed"), made.get("msg")
+    manifest = made["manifest"]
+    # damage the middle of the last table's rows in a way its checksum cannot see (the manifest follows it):
+    # one job's pg_restore fails while the others load
+    last = manifest["layout"]["blocks"][-1][1]
+    with open(made["path"], "r+b") as fh:
+        fh.seek(last + 40)
+        fh.write(b"\t\t\t\t")
+    manifest["sha256"] = subprocess.run(["sha256sum", made["path"]], capture_output=True, text=True,
+                                        check=True).stdout.split()[0]
+    with open(made["manifest_path"], "w") as fh:
+        json.dump(manifest, fh)
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_target")
+    host_pg.psql("postgres", "CREATE DATABASE shop_target")
+    host_pg.psql("shop_target", "CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 7)")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database="shop_target",
+                                           confirm="shop_target", jobs=2))
+    assert result["failed"] and "pg_restore" in result["msg"]
+    assert host_pg.psql("shop_target", "SELECT count(*) FROM keep_me") == "7"
+    assert host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'shop_target%'"
+                        ) == "shop_target"
+    assert os.listdir(scratch) == []
+    assert subprocess.run(["pgrep", "-f", "pg_restore.*shop_target"], capture_output=True).returncode == 1
