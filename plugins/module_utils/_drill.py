@@ -107,8 +107,8 @@ CORRECTIVE_ACTIONS = {
                   "query and the data before the backup.",
     "source_drift": "The live database has fewer rows than the backup: rows were deleted since; find out whether "
                     "that was intended before this backup is rotated out.",
-    "rto": "The restore is slower than the RTO: use the directory format with jobs, faster storage, or revisit the "
-           "RTO.",
+    "rto": "The restore is slower than the RTO: more jobs (on a server with more cores), faster storage, or revisit "
+           "the RTO.",
 }
 
 

@@ -26,11 +26,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout i
     ArchiveLayout,
     frame_ranges,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
-    CompressionError,
-    Decompressor,
-    decompressed_chunks,
-)
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal
 
 
@@ -166,7 +162,8 @@ class FramedRestore:
             self._post = self.listed("post-data")
             data = self.listed("data")
             self._units.extend(work_units(self.frames[1:], self.jobs))
-            workers = [threading.Thread(target=self._work, daemon=True) for _ in range(min(self.jobs, len(self._units)))]
+            workers = [threading.Thread(target=self._work, daemon=True)
+                       for _worker in range(min(self.jobs, len(self._units)))]
             for worker in workers:
                 worker.start()
             for worker in workers:
@@ -278,7 +275,9 @@ class FramedRestore:
 
     def chunks(self, frame):
         """The decompressed bytes of one frame, read from the stored file."""
-        decompressor = Decompressor(self.manifest["compression"])
+        return decompressed_chunks(self.manifest["compression"], self._stored(frame))
+
+    def _stored(self, frame):
         with open(self.path, "rb") as source:
             source.seek(frame["start"])
             left = frame["end"] - frame["start"]
@@ -287,12 +286,7 @@ class FramedRestore:
                 if not data:
                     raise CompressionError("%s ends before its frames do" % self.path)
                 left -= len(data)
-                out = decompressor.feed(data)
-                if out:
-                    yield out
-            tail = decompressor.finish()
-            if tail:
-                yield tail
+                yield data
 
     def check(self, argv):
         rc, _out, err = self.runner.run(argv)

@@ -278,12 +278,12 @@ class Restore:
         self._refuse_unconfirmed(target, manifest)
         # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked;
         # a framed one is read where it is, and checked as it is read
-        whole_in_frames = not p["tables"] and not self.module.check_mode and reads_in_frames(manifest, p["jobs"])
+        in_frames = not p["tables"] and not self.module.check_mode and reads_in_frames(manifest, p["jobs"])
         self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
             not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
         try:
             local, manifest = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable,
-                                           identity=self.identity, whole=not whole_in_frames)
+                                           identity=self.identity, whole=not in_frames)
             return self._restore_checked(local, manifest, target)
         finally:
             if self.seekable is not None:

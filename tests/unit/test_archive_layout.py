@@ -112,7 +112,7 @@ def frames_of(tables, compression, how="whole"):
     data, _toc_end, blocks = archive(tables)
     stored = io.BytesIO()
     compressor = compressing_writer(compression, 3, stored)
-    writer = FramedWriter(compressor, lambda: stored.tell())
+    writer = FramedWriter(compressor, stored.tell)
     for piece in pieces(data, how):
         writer.write(piece)
     writer.close()
