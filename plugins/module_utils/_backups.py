@@ -10,7 +10,10 @@ it checked against its manifest before anything is touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, decrypted_chunks, identity_argument_spec, is_encrypted
@@ -97,6 +100,17 @@ def find_backup(storage, backup, label, kind="database"):
     if found != (kind if kind in RESTORED_BY else "database"):
         raise RestoreError("%s is a %s backup; restore it with %s" % (name, manifest.get("kind"), RESTORED_BY[found]))
     return manifest
+
+
+@contextlib.contextmanager
+def private_workdir(prefix):
+    """A private (0700) directory for a restore's local copies (S3 downloads, decrypted backups, the table of
+    contents a restore reads), removed with what it holds however the run ends."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def stage_locally(storage, manifest, workdir, identity=None, what="the backup"):

@@ -146,11 +146,9 @@ verified:
 
 import datetime
 import os
-import shutil
-import tempfile
 
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_argument_spec, identity_options_error
-from ansible_collections.stackops.runbook.plugins.module_utils._backups import verify_stored
+from ansible_collections.stackops.runbook.plugins.module_utils._backups import private_workdir, verify_stored
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._imported import describe_file
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -174,15 +172,12 @@ def describe(entry, now):
 def verify_entries(storage, entries, identity):
     """(what verification found for each good backup, the message of each damaged one)."""
     verified, damaged = [], []
-    workdir = tempfile.mkdtemp(prefix="stackops-backup-info-")
-    try:
+    with private_workdir("stackops-backup-info-") as workdir:
         for entry in entries:
             try:
                 verified.append(dict(name=entry.name, **verify_stored(storage, entry.manifest, identity, workdir)))
             except RunbookError as exc:  # damaged, or unreadable from its storage
                 damaged.append(str(exc))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return verified, damaged
 
 

@@ -90,9 +90,6 @@ unchanged:
   sample: 12
 """
 
-import shutil
-import tempfile
-
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
@@ -101,6 +98,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     checked_copy,
     find_backup,
     open_storage,
+    private_workdir,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
@@ -153,13 +151,11 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     require_libraries(module, zstandard=True, boto3=bool(p["s3"]))
-    workdir = tempfile.mkdtemp(prefix="stackops-config-restore-")
     try:
-        result = restore(module, workdir)
+        with private_workdir("stackops-config-restore-") as workdir:
+            result = restore(module, workdir)
     except RunbookError as exc:
         module.fail_from(exc, "config restore failed")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     module.exit_json(**module.finished(result))
 
 

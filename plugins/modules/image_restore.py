@@ -75,9 +75,6 @@ release:
   sample: 1.4.2
 """
 
-import shutil
-import tempfile
-
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
@@ -86,6 +83,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     checked_copy,
     find_backup,
     open_storage,
+    private_workdir,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import decompressed_chunks
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
@@ -133,13 +131,11 @@ def main():
     if problem:
         module.fail_json(msg=problem)
     require_libraries(module, docker=True, zstandard=True, boto3=bool(p["s3"]))
-    workdir = tempfile.mkdtemp(prefix="stackops-image-restore-")
     try:
-        result = restore(module, workdir)
+        with private_workdir("stackops-image-restore-") as workdir:
+            result = restore(module, workdir)
     except RunbookError as exc:
         module.fail_from(exc, "image restore failed")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     module.exit_json(**module.finished(result))
 
 

@@ -179,7 +179,6 @@ sessions:
   sample: [{"pid": 4242, "user": "app", "application": "api", "client": "172.18.0.3", "state": "idle"}]
 """
 
-import shutil
 import tempfile
 import time
 
@@ -191,6 +190,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     checked_copy,
     find_backup,
     open_storage,
+    private_workdir,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
@@ -494,14 +494,12 @@ def main():
     module = RunbookModule(argument_spec=argument_spec(), mutually_exclusive=[("path", "s3")],
                            supports_check_mode=True)
     validate(module)
-    workdir = tempfile.mkdtemp(prefix="stackops-restore-")
     try:
-        with ClientContext(module.params) as runner:
-            result = Restore(module, runner).run(workdir)
+        with private_workdir("stackops-restore-") as workdir:
+            with ClientContext(module.params) as runner:
+                result = Restore(module, runner).run(workdir)
     except RunbookError as exc:
         module.fail_from(exc, "restore into %s failed" % module.params["target_database"])
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     module.exit_json(**module.finished(result))
 
 

@@ -222,7 +222,6 @@ json_log_path:
 
 import datetime
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -243,6 +242,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     checked_copy,
     find_backup,
     open_storage,
+    private_workdir,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
@@ -340,7 +340,12 @@ def run_drill(module, report):
     storage = open_storage(p)
     manifest = find_backup(storage, p["backup"], p["database"])
     report.update(backup=manifest["name"], manifest=manifest, location=storage.location(manifest["file"]))
-    workdir = tempfile.mkdtemp(prefix="stackops-drill-")
+    with private_workdir("stackops-drill-") as workdir:
+        _restore_and_grade(module, report, storage, manifest, identity, workdir)
+
+
+def _restore_and_grade(module, report, storage, manifest, identity, workdir):
+    p = module.params
     target = seekable = None
     try:
         if not module.check_mode:
@@ -389,7 +394,6 @@ def run_drill(module, report):
             seekable.remove()
         if target is not None:
             target.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main():

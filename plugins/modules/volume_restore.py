@@ -89,9 +89,6 @@ members:
   sample: 1204
 """
 
-import shutil
-import tempfile
-
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     RestoreError,
@@ -99,6 +96,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     checked_copy,
     find_backup,
     open_storage,
+    private_workdir,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._age import Identity, identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
@@ -145,50 +143,48 @@ def main():
         module.fail_json(msg=problem)
     require_libraries(module, docker=True, zstandard=True, boto3=bool(p["s3"]))
     result = dict(changed=False, restored=False, backup=None)
-    workdir = tempfile.mkdtemp(prefix="stackops-volume-restore-")
     try:
-        storage = open_storage(p)
-        manifest = find_backup(storage, p["backup"], p["from_volume"] or p["volume"], kind="volume")
-        result["backup"] = manifest["name"]
-        # sha256 and full decompression (decrypted first when encrypted), before anything is touched
-        local, manifest = checked_copy(storage, manifest, workdir, identity=Identity.from_params(p))
-        client = docker_client(p["docker_host"])
-        exists = volume_exists(client, p["volume"])
-        running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]
-        if running and module.check_mode:
-            # the restore role stops the services before this step, which check mode does not do
-            module.warn("the volume %s is in use by running containers (%s): a real run refuses until they are stopped"
-                        % (p["volume"], ", ".join(running)))
-        elif running:
-            raise RestoreError("the volume %s is in use by running containers (%s): stop them first, then restore "
-                               "(nothing was changed)" % (p["volume"], ", ".join(running)))
-        if exists and p["confirm"] != p["volume"]:
-            raise RestoreError("the volume %s exists; restoring %s replaces its content. Set confirm: %s to say so "
-                               "(nothing was changed)" % (p["volume"], manifest["name"], p["volume"]))
-        image = p["helper_image"] or image_of_a_user(client, p["volume"]) or manifest.get("helper_image")
-        if not image:
-            raise RestoreError("no image to run the helper containers with: set helper_image to an image on the host "
-                               "that has sh and find (nothing was changed)")
-        if module.check_mode:
-            module.exit_json(changed=True, restored=False, backup=manifest["name"],
-                             msg="check mode: would replace the content of %s with %s" % (p["volume"], manifest["name"]))
-        if not exists:
-            client.volumes.create(p["volume"])
-        with helper(client, p["volume"], image, read_only=False,
-                    command=["sh", "-c", "find /volume -mindepth 1 -delete"]) as cleaner:
-            empty_volume(cleaner)
-        with helper(client, p["volume"], image, read_only=False) as writer:
-            put_archive(writer, decompressed_chunks(manifest["compression"], local.open_chunks(manifest["file"])))
-        with helper(client, p["volume"], image) as reader:
-            members = count_members(archive_chunks(reader))
-        result.update(changed=True, restored=True, members=members)
-        if members != manifest.get("members"):
-            raise RestoreError("the restored volume %s holds %d entries, the backup %d: look at the volume before "
-                               "the app uses it" % (p["volume"], members, manifest.get("members")))
+        with private_workdir("stackops-volume-restore-") as workdir:
+            storage = open_storage(p)
+            manifest = find_backup(storage, p["backup"], p["from_volume"] or p["volume"], kind="volume")
+            result["backup"] = manifest["name"]
+            # sha256 and full decompression (decrypted first when encrypted), before anything is touched
+            local, manifest = checked_copy(storage, manifest, workdir, identity=Identity.from_params(p))
+            client = docker_client(p["docker_host"])
+            exists = volume_exists(client, p["volume"])
+            running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]
+            if running and module.check_mode:
+                # the restore role stops the services before this step, which check mode does not do
+                module.warn("the volume %s is in use by running containers (%s): a real run refuses until they are stopped"
+                            % (p["volume"], ", ".join(running)))
+            elif running:
+                raise RestoreError("the volume %s is in use by running containers (%s): stop them first, then restore "
+                                   "(nothing was changed)" % (p["volume"], ", ".join(running)))
+            if exists and p["confirm"] != p["volume"]:
+                raise RestoreError("the volume %s exists; restoring %s replaces its content. Set confirm: %s to say so "
+                                   "(nothing was changed)" % (p["volume"], manifest["name"], p["volume"]))
+            image = p["helper_image"] or image_of_a_user(client, p["volume"]) or manifest.get("helper_image")
+            if not image:
+                raise RestoreError("no image to run the helper containers with: set helper_image to an image on the host "
+                                   "that has sh and find (nothing was changed)")
+            if module.check_mode:
+                module.exit_json(changed=True, restored=False, backup=manifest["name"],
+                                 msg="check mode: would replace the content of %s with %s" % (p["volume"], manifest["name"]))
+            if not exists:
+                client.volumes.create(p["volume"])
+            with helper(client, p["volume"], image, read_only=False,
+                        command=["sh", "-c", "find /volume -mindepth 1 -delete"]) as cleaner:
+                empty_volume(cleaner)
+            with helper(client, p["volume"], image, read_only=False) as writer:
+                put_archive(writer, decompressed_chunks(manifest["compression"], local.open_chunks(manifest["file"])))
+            with helper(client, p["volume"], image) as reader:
+                members = count_members(archive_chunks(reader))
+            result.update(changed=True, restored=True, members=members)
+            if members != manifest.get("members"):
+                raise RestoreError("the restored volume %s holds %d entries, the backup %d: look at the volume before "
+                                   "the app uses it" % (p["volume"], members, manifest.get("members")))
     except RunbookError as exc:
         module.fail_from(exc, "restore of the volume %s failed" % p["volume"], **result)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     module.exit_json(**module.finished(result))
 
 
