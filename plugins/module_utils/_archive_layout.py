@@ -92,8 +92,10 @@ class ArchiveLayout:
         self.toc_end = None
         self.failed = None
         self._version = self._int_size = self._off_size = None
-        self._head = b""  # the header and table of contents while they are read
-        self._expected = []  # dump ids of the data blocks still to come, in order
+        self._head = b""  # what is not read yet of the header and table of contents
+        self._head_start = 0  # the archive offset of _head[0]
+        self._entries_left = None
+        self._expected = collections.deque()  # dump ids of the data blocks still to come, in order
         self._tail = b""  # the last bytes of the data seen, where a block boundary may start
         self.total = 0  # bytes fed so far
         self.starts = []  # (dump id, offset) of every data block found
@@ -133,63 +135,77 @@ class ArchiveLayout:
         return dict(toc_end=self.toc_end, blocks=[[dump_id, start] for dump_id, start in self.starts])
 
     def _read_head_and_toc(self):
-        if len(self._head) < 11:
-            return
-        if self._head[:5] != MAGIC:
-            raise _Unknown("not a custom archive (no PGDMP header)")
-        version = (self._head[5], self._head[6])
-        if version not in KNOWN_VERSIONS:
-            raise _Unknown("archive version %d.%d is not one this reader lays out" % version)
-        if self._head[10] != 1:
-            raise _Unknown("not a custom-format archive")
-        self._version, self._int_size, self._off_size = version, self._head[8], self._head[9]
-        reader = _Reader(self._head, self._int_size)
-        try:
-            reader.skip(11)
-            reader.byte() if version >= (1, 15) else reader.int()  # compression algorithm / level
-            for _field in range(7):  # creation time
-                reader.int()
-            for _field in range(3):  # database name, server version, pg_dump version
-                reader.string()
-            self._read_toc(reader)
-        except _NeedMore:
-            return
-        self.toc_end = reader.pos
-        rest, self._head = self._head[reader.pos:], b""
+        """Read what is complete of the header and the entries; each one read is dropped from ``_head``,
+        so a table of contents that comes in many pieces is still read once."""
+        if self._version is None:
+            if len(self._head) < 11:
+                return
+            if self._head[:5] != MAGIC:
+                raise _Unknown("not a custom archive (no PGDMP header)")
+            version = (self._head[5], self._head[6])
+            if version not in KNOWN_VERSIONS:
+                raise _Unknown("archive version %d.%d is not one this reader lays out" % version)
+            if self._head[10] != 1:
+                raise _Unknown("not a custom-format archive")
+            self._int_size, self._off_size = self._head[8], self._head[9]
+            reader = _Reader(self._head, self._int_size)
+            try:
+                reader.skip(11)
+                reader.byte() if version >= (1, 15) else reader.int()  # compression algorithm / level
+                for _field in range(7):  # creation time
+                    reader.int()
+                for _field in range(3):  # database name, server version, pg_dump version
+                    reader.string()
+                self._entries_left = reader.int()
+            except _NeedMore:
+                return
+            self._version = version
+            self._commit(reader)
+        while self._entries_left:
+            reader = _Reader(self._head, self._int_size)
+            try:
+                self._read_entry(reader)
+            except _NeedMore:
+                return
+            self._entries_left -= 1
+            self._commit(reader)
+        self.toc_end = self._head_start
+        rest, self._head = self._head, b""
         self.total = self.toc_end
         self._tail = ZERO_LENGTH  # the first block follows the table of contents directly
         self._find_blocks(rest)
 
-    def _read_toc(self, reader):
-        expected, entries = [], []
-        for _entry in range(reader.int()):
-            dump_id = reader.int()
-            had_dumper = reader.int()
-            reader.string()  # table oid
-            reader.string()  # oid
-            reader.string()  # tag
-            desc = reader.string()
-            section = reader.int()
-            for _field in range(6):  # definition, drop and copy statements, namespace, tablespace, table AM
-                reader.string()
-            if self._version >= (1, 16):
-                reader.int()  # relkind
-            reader.string()  # owner
-            reader.string()  # "false": tables WITH OIDS
-            dependencies = []
-            while True:  # ended by a NULL string
-                dependency = reader.string()
-                if dependency is None:
-                    break
-                dependencies.append(int(dependency))
-            reader.skip(1 + self._off_size)  # the data offset: not set when written to a pipe
-            entries.append(TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies))
-            if had_dumper:
-                if desc != b"TABLE DATA":
-                    raise _Unknown("the archive holds %s data (only table data is laid out)"
-                                   % desc.decode("utf-8", "replace"))
-                expected.append(dump_id)
-        self._expected, self.entries = expected, entries
+    def _commit(self, reader):
+        self._head = self._head[reader.pos:]
+        self._head_start += reader.pos
+
+    def _read_entry(self, reader):
+        dump_id = reader.int()
+        had_dumper = reader.int()
+        reader.string()  # table oid
+        reader.string()  # oid
+        reader.string()  # tag
+        desc = reader.string()
+        section = reader.int()
+        for _field in range(6):  # definition, drop and copy statements, namespace, tablespace, table AM
+            reader.string()
+        if self._version >= (1, 16):
+            reader.int()  # relkind
+        reader.string()  # owner
+        reader.string()  # "false": tables WITH OIDS
+        dependencies = []
+        while True:  # ended by a NULL string
+            dependency = reader.string()
+            if dependency is None:
+                break
+            dependencies.append(int(dependency))
+        reader.skip(1 + self._off_size)  # the data offset: not set when written to a pipe
+        self.entries.append(TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies))
+        if had_dumper:
+            if desc != b"TABLE DATA":
+                raise _Unknown("the archive holds %s data (only table data is laid out)"
+                               % desc.decode("utf-8", "replace"))
+            self._expected.append(dump_id)
 
     def _find_blocks(self, data):
         """Block starts in ``data`` (after ``_tail``, the previous bytes' last ``HOLD``)."""
@@ -201,7 +217,7 @@ class ArchiveLayout:
             found = window.find(marker, pos)
             if found < 0:
                 break
-            self.starts.append((self._expected.pop(0), base + found + len(ZERO_LENGTH)))
+            self.starts.append((self._expected.popleft(), base + found + len(ZERO_LENGTH)))
             pos = found + len(ZERO_LENGTH)
         self.total += len(data)
         self._tail = window[-HOLD:]
@@ -234,6 +250,9 @@ class FramedWriter:
         starts = self.reader.feed(data)
         self._view, self._pos = memoryview(data), 0
         for start in starts:
+            if start < self._offset:  # cannot happen (HOLD covers a boundary): never record a wrong offset
+                self.reader.failed = "a data block was found after its start was written"
+                break
             if start == self.reader.toc_end or start - self._frame_start >= MIN_FRAME:
                 self._pass_on(start)
                 self.writer.end_frame()
