@@ -3,7 +3,7 @@
 """Private to stackops.runbook: not a public API, may change without notice.
 
 The layout of a pg_dump custom archive read as it streams by: where its table of contents ends and where
-each data block starts and ends. pg_dump writing to a pipe (as every backup here is written) cannot go back
+each data block starts. pg_dump writing to a pipe (as every backup here is written) cannot go back
 to record the data offsets in the table of contents, so pg_restore would have to scan the whole archive for
 each table; knowing the layout lets a backup cut its compressed stream into frames at the data blocks and a
 restore feed each parallel job only its own tables.

@@ -242,23 +242,23 @@ def write_stream(chunks, partial, compression, level, check=None, recipients=Non
         if recipients:
             encryptor = Encryptor(recipients, out)
             plain = _Plaintext(encryptor, observer)
-        compressor = writer = compressing_writer(compression, level, plain or out)
-        if framed and compression in ("zstd", "none"):
-            stored = plain or out
-            writer = FramedWriter(compressor, lambda: stored.size)
+        stored = plain or out
+        compressor = compressing_writer(compression, level, stored)
+        framer = FramedWriter(compressor, lambda: stored.size) if framed and compression in ("zstd", "none") else None
+        writer = framer or compressor
         raw_bytes = 0
         for chunk in chunks:
             raw_bytes += len(chunk)
             writer.write(chunk)
-        if writer is not compressor:
-            writer.close()
+        if framer:
+            framer.close()
         compressor.close()
         if encryptor:
             encryptor.close()
             encryptor = None
         out.close()
         facts = dict(size=out.size, sha256=out.sha256.hexdigest(), uncompressed_size=raw_bytes)
-        layout = writer.layout() if writer is not compressor else None
+        layout = framer.layout() if framer else None
         if layout:
             facts["layout"] = layout
         if plain:

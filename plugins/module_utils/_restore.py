@@ -9,6 +9,7 @@ share. Restores stream from the storage through decompression into psql or pg_re
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import queue
@@ -32,6 +33,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils._postgres import 
 
 # Room left beside a seekable copy of an archive (for the filesystem's own needs and pg_restore's).
 SEEKABLE_MARGIN = 64 * 1024 * 1024
+# A new file only its owner reads, written from stdin where the programs run (in a container: no Python there).
+PRIVATE_FILE = ["sh", "-c", 'umask 077 && cat > "$1"', "sh"]
 # Pieces in which a frame is read from the stored file.
 READ_SIZE = 1024 * 1024
 
@@ -151,12 +154,13 @@ class FramedRestore:
         self._loading = 0  # workers in a data unit
         self._failure = None
         self._changed = threading.Condition()
-        self._batches = 0
+        self._toc_bytes = b""  # the first frame: header and table of contents (names and definitions, no rows)
         self._order = {}  # dump id -> place in the table of contents
 
     def run(self):
         try:
-            self.toc = self.scratch.put("toc.dump", self.chunks(self.frames[0]))
+            self._toc_bytes = b"".join(self.chunks(self.frames[0]))
+            self.toc = self.scratch.put("toc.dump", [self._toc_bytes])
             self.check(self.restore + ["--section=pre-data", self.toc])
             self.entries = self.toc_entries()
             self._post = self.listed("post-data")
@@ -202,7 +206,7 @@ class FramedRestore:
                     self._load(unit)
                 else:
                     self.check(self.restore + ["--section=post-data", "-L", self.put_list(
-                        "post-data-%d.list" % self._next_batch(), batch), self.toc])
+                        "post-data-%d.list" % _dump_id(batch[0]), batch), self.toc])
             except BaseException as exc:  # pylint: disable=broad-except
                 with self._changed:
                     self._failure = self._failure or exc  # raised by run(), in the module's thread
@@ -220,11 +224,10 @@ class FramedRestore:
         feed = self.runner.feed(argv)
         error = None
         try:
-            for frame in [self.frames[0]] + unit:
-                for data in self.chunks(frame):
-                    if not feed.accepting:
-                        break  # pg_restore stopped: its exit code says why
-                    feed.write(data)
+            for data in itertools.chain([self._toc_bytes], *(self.chunks(frame) for frame in unit)):
+                if not feed.accepting:
+                    break  # pg_restore stopped: its exit code says why
+                feed.write(data)
         except BaseException as exc:  # pylint: disable=broad-except
             error = exc
         rc, _out, err = feed.finish()
@@ -250,11 +253,6 @@ class FramedRestore:
         return {table for frame in unit for dump_id in frame["ids"] for table in self.entries[dump_id].dependencies
                 if table in self.entries and self.entries[table].desc == "TABLE"}
 
-    def _next_batch(self):
-        with self._changed:
-            self._batches += 1
-            return self._batches
-
     def put_list(self, name, lines):
         return self.scratch.put(name, [("\n".join(lines) + "\n").encode()])
 
@@ -268,8 +266,7 @@ class FramedRestore:
 
     def toc_entries(self):
         reader = ArchiveLayout()
-        for data in self.chunks(self.frames[0]):
-            reader.feed(data)
+        reader.feed(self._toc_bytes)
         self._order = {entry.dump_id: number for number, entry in enumerate(reader.entries)}
         return {entry.dump_id: entry for entry in reader.entries}
 
@@ -352,7 +349,7 @@ class RestoreScratch:
         """A new file ``name`` (0600) holding ``chunks``; its path where pg_restore runs."""
         path = "%s/%s" % (self.path, name)
         if self.runner.kind == "container":
-            argv = ["sh", "-c", 'umask 077 && cat > "$1"', "sh", path]
+            argv = PRIVATE_FILE + [path]
             rc, _out, err = self.runner.run(argv, input_chunks=chunks)
             if rc != 0:
                 raise CommandError(argv, rc, err)
@@ -443,7 +440,7 @@ class SeekableArchive:
             if self._container_free() < needed + SEEKABLE_MARGIN:
                 return self._without_room()
             self._made = True
-            self._sink = runner.feed(["sh", "-c", 'umask 077 && cat > "$1"', "sh", self.path])
+            self._sink = runner.feed(PRIVATE_FILE + [self.path])
         else:
             if shutil.disk_usage(self.workdir).free < needed + SEEKABLE_MARGIN:
                 return self._without_room()
