@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_sdk, live_containers
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import replace_file
 
@@ -170,7 +170,7 @@ class ComposeProject:
     def containers(self, service, running_only=True):
         """The service's containers (not one-off ``run`` containers), oldest first."""
         labels = ["%s=%s" % (PROJECT_LABEL, self.name), "%s=%s" % (SERVICE_LABEL, service)]
-        found = self.client.containers.list(all=not running_only, filters={"label": labels})
+        found = live_containers(self.client, {"label": labels}, include_stopped=not running_only)
         found = [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
         return sorted(found, key=lambda c: c.attrs.get("Created", ""))
 

@@ -77,6 +77,36 @@ def docker_errors(what):
         raise ContainerError("%s: %s" % (what, getattr(exc, "explanation", None) or exc))
 
 
+def live_containers(client, filters=None, include_stopped=False):
+    """The containers the engine lists, each inspected; one removed in between (a deploy recreating a service,
+    another job's cleanup) is skipped - the SDK's plain list fails the whole run with NotFound for it."""
+    return client.containers.list(all=include_stopped, filters=filters, ignore_removed=True)
+
+
+def live_images(client, filters=None, intermediate=False):
+    """The images the engine lists, each inspected, skipping one removed in between (as live_containers): the
+    SDK's images.list has no ignore_removed."""
+    sdk = docker_sdk()
+    found = []
+    for listed in client.api.images(all=intermediate, filters=filters):
+        try:
+            found.append(client.images.get(listed["Id"]))
+        except sdk.errors.ImageNotFound:
+            continue
+    return found
+
+
+def image_ids_in_use(client, excluding=()):
+    """Ids of the images that containers (running or stopped, except the ids in ``excluding``) were created from,
+    from the engine's listing alone: no container is inspected, so none can vanish in between."""
+    return {c["ImageID"] for c in client.api.containers(all=True) if c["Id"] not in excluding}
+
+
+def present_image_ids(client):
+    """Ids of every image the engine holds (intermediate ones too), from its listing alone."""
+    return {i["Id"] for i in client.api.images(all=True)}
+
+
 def parse_docker_time(text):
     """Docker's RFC 3339 times (nanoseconds, Z) as aware datetimes; None for the zero time or garbage."""
     if not text or text.startswith("0001-"):

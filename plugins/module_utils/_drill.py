@@ -24,6 +24,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     ContainerRunner,
     docker_client,
     docker_sdk,
+    live_containers,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import ClientContext, PsqlSession, ident, literal
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line
@@ -137,7 +138,7 @@ class ContainerTarget:
     def remove_leftovers(self):
         """Remove what interrupted drills left: their owner is gone (killed, or the host rebooted), or their
         label's expiry has passed."""
-        containers = self.client.containers.list(all=True, filters={"label": LABEL})
+        containers = live_containers(self.client, {"label": LABEL}, include_stopped=True)
         networks = self.client.networks.list(filters={"label": LABEL})
         for item in containers + networks:
             labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}

@@ -13,6 +13,7 @@ import math
 import re
 import time
 
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import live_containers
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._units import size_text
 
@@ -143,12 +144,12 @@ def check_container_stats(check, client):
 
 def _containers(check, client):
     if check.get("container"):
-        found = client.containers.list(filters={"name": "^/%s$" % re.escape(check["container"])})
+        found = live_containers(client, {"name": "^/%s$" % re.escape(check["container"])})
         return found
     labels = ["com.docker.compose.service=%s" % check["service"]]
     if check.get("project"):
         labels.append("com.docker.compose.project=%s" % check["project"])
-    return client.containers.list(filters={"label": labels})
+    return live_containers(client, {"label": labels})
 
 
 def _what(check):

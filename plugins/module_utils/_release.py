@@ -19,7 +19,7 @@ import time
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils import _health
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, pin_override
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_sdk, image_ids_in_use
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import append_line, read_lines, replace_file
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
@@ -272,7 +272,7 @@ class Deployer:
         good = [e for e in entries if e.get("result") == GOOD]
         keep_ids = kept_image_ids(entries, keep)
         client = self.project.client
-        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        in_use = image_ids_in_use(client)
         removed = []
         for entry in good:
             if entry.get("action") == "adopt":

@@ -16,7 +16,7 @@ import time
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._backup import BackupWriter, write_stream
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_sdk
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerError, docker_sdk, live_containers
 from ansible_collections.stackops.runbook.plugins.module_utils._tar import TarCheck
 
 MOUNT = "/volume"
@@ -25,7 +25,7 @@ HELPER_LABEL = "io.stackops.runbook.volume-helper"
 
 def image_of_a_user(client, volume_name):
     """The image of a container (running or not) that uses the volume, or None: it is on the host already."""
-    users = client.containers.list(all=True, filters={"volume": volume_name})
+    users = live_containers(client, {"volume": volume_name}, include_stopped=True)
     return users[0].attrs["Image"] if users else None
 
 

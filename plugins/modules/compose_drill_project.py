@@ -121,7 +121,12 @@ import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _drill_project as dp
 from ansible_collections.stackops.runbook.plugins.module_utils._compose import ComposeError, ComposeProject, replace_file
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_client, docker_errors
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
+    docker_argument_spec,
+    docker_client,
+    docker_errors,
+    live_containers,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 
@@ -166,7 +171,7 @@ def absent(module, client):
     removed = []
     with docker_errors("cannot remove the drill copies of %s" % module.params["drill_of"]):
         projects = set()
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in live_containers(client, {"label": label}, include_stopped=True):
             projects.add(container.labels.get("com.docker.compose.project"))
             container.remove(force=True, v=True)
             removed.append("container " + container.name)

@@ -109,6 +109,9 @@ from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     docker_argument_spec,
     docker_client,
     docker_errors,
+    image_ids_in_use,
+    live_containers,
+    live_images,
     parse_docker_time,
 )
 
@@ -125,7 +128,7 @@ def release_images(patterns, keep):
 def stopped_containers(client, labels, cutoff):
     found = []
     filters = {"status": ["exited", "created", "dead"], "label": labels}
-    for container in client.containers.list(all=True, filters=filters):
+    for container in live_containers(client, filters, include_stopped=True):
         state = container.attrs.get("State", {})
         stopped = parse_docker_time(state.get("FinishedAt")) or parse_docker_time(container.attrs.get("Created"))
         if stopped and stopped < cutoff:
@@ -176,8 +179,8 @@ def prune(client, p, check_mode, age, result):
             if not check_mode:
                 container.remove(v=False)  # v=False: anonymous volumes stay too
     if p["images"]:
-        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True) if c.id not in removed_ids}
-        for image in client.images.list(filters={"label": p["labels"]} if p["labels"] else None):
+        in_use = image_ids_in_use(client, excluding=removed_ids)
+        for image in live_images(client, {"label": p["labels"]} if p["labels"] else None):
             created = parse_docker_time(image.attrs.get("Created"))
             if image.id in in_use or not created or created >= cutoff:
                 continue

@@ -91,6 +91,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     docker_client,
     docker_errors,
     load_images,
+    present_image_ids,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
@@ -98,7 +99,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 
 def missing_ids(client, manifest):
     with docker_errors("cannot list the images"):
-        present = {image.id for image in client.images.list(all=True)}
+        present = present_image_ids(client)
     return sorted({i["id"] for i in manifest.get("images") or []} - present)
 
 

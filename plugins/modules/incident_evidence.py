@@ -247,7 +247,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import (
     parse_duration,
     require_libraries,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_client, live_containers
 from ansible_collections.stackops.runbook.plugins.module_utils._reports import ReportError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
     ClientContext,
@@ -423,7 +423,7 @@ def collect_containers(bundle, client, p, scan=None, since=None):
     found = []
     if p["compose_project"]:
         label = "com.docker.compose.project=%s" % p["compose_project"]
-        found += client.containers.list(all=True, filters={"label": label})
+        found += live_containers(client, {"label": label}, include_stopped=True)
     for name in p["containers"]:
         found.append(client.containers.get(name))
     seen, unique = set(), []

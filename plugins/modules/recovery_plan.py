@@ -154,7 +154,12 @@ import datetime
 import os
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _recovery as rc
-from ansible_collections.stackops.runbook.plugins.module_utils._docker import docker_argument_spec, docker_client, docker_errors
+from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
+    docker_argument_spec,
+    docker_client,
+    docker_errors,
+    live_containers,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 from ansible_collections.stackops.runbook.plugins.module_utils._module import RunbookModule, require_libraries
 from ansible_collections.stackops.runbook.plugins.module_utils._storage import S3Storage, s3_argument_spec
@@ -190,7 +195,7 @@ def what_holds_data(p, project_name, volumes):
     client = docker_client(p["docker_host"])
     label = "com.docker.compose.project=%s" % project_name
     with docker_errors("cannot list the containers and volumes of project %s" % project_name):
-        containers = [c.name for c in client.containers.list(all=True, filters={"label": label})]
+        containers = [c.name for c in live_containers(client, {"label": label}, include_stopped=True)]
         existing = {v.name for v in client.volumes.list(filters={"label": label})}
         existing.update(v.name for v in client.volumes.list() if v.name in volumes)
     if containers:

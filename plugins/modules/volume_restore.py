@@ -114,6 +114,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
 from ansible_collections.stackops.runbook.plugins.module_utils._docker import (
     docker_argument_spec,
     docker_client,
+    live_containers,
 )
 
 
@@ -152,7 +153,7 @@ def main():
             local, manifest = checked_copy(storage, manifest, workdir, identity=Identity.from_params(p))
             client = docker_client(p["docker_host"])
             exists = volume_exists(client, p["volume"])
-            running = [c.name for c in client.containers.list(filters={"volume": p["volume"], "status": "running"})]
+            running = [c.name for c in live_containers(client, {"volume": p["volume"], "status": "running"})]
             if running and module.check_mode:
                 # the restore role stops the services before this step, which check mode does not do
                 module.warn("the volume %s is in use by running containers (%s): a real run refuses until they are stopped"

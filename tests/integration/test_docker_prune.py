@@ -79,3 +79,41 @@ def test_nothing_younger_than_the_limit_goes(labelled):
 def test_a_bad_limit_is_refused():
     result = run_module("docker_prune", dict(older_than="a week"))
     assert result["failed"] and "older_than" in result["msg"] and "26h" in result["msg"]
+
+
+def test_objects_removed_while_the_engine_lists_them_do_not_fail_the_run(labelled):
+    """On a busy engine (a deploy recreating services, another job's cleanup) a container or an image can go between
+    the engine's listing and its inspection: prune goes on with the rest. Made certain here, on the real engine: a
+    labelled bystander container and image are removed right after the listing that holds them."""
+    import docker as docker_sdk
+
+    from ansible_collections.stackops.runbook.plugins.modules import docker_prune
+
+    bystander = docker("create", "--label", labelled["label"], postgres_image(), "true")
+    bystander_tag = labelled["images"]["unused"]["tag"].replace("prune-unused", "prune-bystander")
+    subprocess.run(["docker", "build", "-q", "-t", bystander_tag, "-"], capture_output=True, check=True, text=True,
+                   input="FROM %s\nENV PRUNE_TEST=bystander\n" % labelled["images"]["unused"]["tag"])
+    client = docker_sdk.from_env()
+    listings = dict(containers=client.api.containers, images=client.api.images)
+
+    def listed_then_removed(kind, rm_argv):
+        def listing(*args, **kwargs):
+            listed = listings[kind](*args, **kwargs)
+            subprocess.run(["docker"] + rm_argv, capture_output=True, check=False)
+            return listed
+        return listing
+
+    client.api.containers = listed_then_removed("containers", ["rm", "-f", bystander])
+    client.api.images = listed_then_removed("images", ["rmi", "-f", bystander_tag])
+    params = dict(labels=[labelled["label"]], release_ledgers=[labelled["ledger"]], keep_releases=3,
+                  containers=True, images=True)
+    result = dict(containers=[], images=[], kept_release_images=[], reclaimed_bytes=0)
+    try:
+        docker_prune.prune(client, params, False, 0, result)
+    finally:
+        subprocess.run(["docker", "rm", "-f", bystander], capture_output=True, check=False)
+        subprocess.run(["docker", "rmi", "-f", bystander_tag], capture_output=True, check=False)
+    assert [c["id"] for c in result["containers"]] == [labelled["stopped"]]
+    assert sorted(i["id"] for i in result["images"]) == sorted(
+        labelled["images"][n]["id"] for n in ("unused", "stopped"))
+    assert not exists("container", labelled["stopped"]) and not exists("image", labelled["images"]["unused"]["tag"])
