@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 
-from conftest import exact_counts, run_module
+from conftest import exact_counts, inside_container, pids_of, run_module
 
 SCHEMA = """
 CREATE TABLE customers (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, note text);
@@ -78,6 +78,20 @@ def state(pg, database):
         valid=pg.psql(database, "SELECT bool_and(indisvalid) FROM pg_index"))
 
 
+def damage_last_table(made):
+    """Damage the middle of the last table's rows in a way its checksum cannot see (the manifest follows it):
+    one job's pg_restore fails while the others load."""
+    manifest = made["manifest"]
+    last = manifest["layout"]["blocks"][-1][1]
+    with open(made["path"], "r+b") as fh:
+        fh.seek(last + 40)
+        fh.write(b"\t\t\t\t")
+    manifest["sha256"] = subprocess.run(["sha256sum", made["path"]], capture_output=True, text=True,
+                                        check=True).stdout.split()[0]
+    with open(made["manifest_path"], "w") as fh:
+        json.dump(manifest, fh)
+
+
 def scratch_dir(tmp_path, monkeypatch):
     """TMPDIR of the modules, to see what they leave."""
     scratch = tmp_path / "tmp"
@@ -122,17 +136,7 @@ def test_a_frame_that_fails_midway_fails_the_restore_and_leaves_the_target_as_it
     dest = tmp_path / "backups"
     made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=str(dest), compression="none"))
     assert not made.get("failed"), made.get("msg")
-    manifest = made["manifest"]
-    # damage the middle of the last table's rows in a way its checksum cannot see (the manifest follows it):
-    # one job's pg_restore fails while the others load
-    last = manifest["layout"]["blocks"][-1][1]
-    with open(made["path"], "r+b") as fh:
-        fh.seek(last + 40)
-        fh.write(b"\t\t\t\t")
-    manifest["sha256"] = subprocess.run(["sha256sum", made["path"]], capture_output=True, text=True,
-                                        check=True).stdout.split()[0]
-    with open(made["manifest_path"], "w") as fh:
-        json.dump(manifest, fh)
+    damage_last_table(made)
     host_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_target")
     host_pg.psql("postgres", "CREATE DATABASE shop_target")
     host_pg.psql("shop_target", "CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 7)")
@@ -144,3 +148,78 @@ def test_a_frame_that_fails_midway_fails_the_restore_and_leaves_the_target_as_it
                         ) == "shop_target"
     assert os.listdir(scratch) == []
     assert subprocess.run(["pgrep", "-f", "pg_restore.*shop_target"], capture_output=True, check=False).returncode == 1
+
+
+def container_tmp(pg):
+    return subprocess.run(["docker", "exec", pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_a_framed_backup_restores_in_parallel_into_a_container_through_named_pipes(container_pg, tmp_path):
+    """Inside a compose stack's postgres container the frames reach each pg_restore through a named pipe this host
+    writes to (no copy of every byte through the docker engine): same rows and objects, nothing left in the
+    container, no pg_restore still running there."""
+    make_shop(container_pg, tmp_path)
+    before = container_tmp(container_pg)
+    made = run_module("pg_backup", dict(container=container_pg.name, database="shop", dest=str(tmp_path / "b")))
+    assert not made.get("failed"), made.get("msg")
+    assert len(made["manifest"]["layout"]["frames"]) >= 2
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_copy")
+    result = run_module("pg_restore", dict(container=container_pg.name, backup=made["path"],
+                                           target_database="shop_copy", jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert result["jobs"] == 2 and result["differences"] == {}
+    assert state(container_pg, "shop_copy") == state(container_pg, "shop")
+    assert container_tmp(container_pg) == before
+    assert pids_of("pg_restore", inside_container(container_pg.name)) == []
+
+
+def test_a_job_failing_inside_a_container_fails_the_restore_with_nothing_left_there(container_pg, tmp_path):
+    """One pg_restore in the container stops reading its pipe midway: the restore fails (it does not wait on
+    the pipe), the target keeps its rows, and neither the scratch database nor a pipe nor a process stays."""
+    make_shop(container_pg, tmp_path)
+    before = container_tmp(container_pg)
+    made = run_module("pg_backup", dict(container=container_pg.name, database="shop", dest=str(tmp_path / "b"),
+                                        compression="none"))
+    assert not made.get("failed"), made.get("msg")
+    damage_last_table(made)
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_target")
+    container_pg.psql("postgres", "CREATE DATABASE shop_target")
+    container_pg.psql("shop_target", "CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 7)")
+    result = run_module("pg_restore", dict(container=container_pg.name, backup=made["path"],
+                                           target_database="shop_target", confirm="shop_target", jobs=2), timeout=300)
+    assert result["failed"] and "pg_restore" in result["msg"]
+    assert container_pg.psql("shop_target", "SELECT count(*) FROM keep_me") == "7"
+    assert container_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database "
+                                         "WHERE datname LIKE 'shop_target%'") == "shop_target"
+    assert container_tmp(container_pg) == before
+    assert pids_of("pg_restore", inside_container(container_pg.name)) == []
+
+
+def test_named_pipes_into_a_container_carry_the_bytes_and_follow_no_link_planted_there(container_pg):
+    """The pipe's bytes arrive whole, owned by the container's user; a directory the container replaced with a
+    link (to the host's root, were it followed) is refused, and so is any path that is not a private directory."""
+    import docker
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerRunner
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import run_fed
+
+    runner = ContainerRunner(docker.from_env(), container_pg.name, user="postgres")
+    rc, out, _err = runner.run(["mktemp", "-d", "/tmp/stackops-restore.XXXXXX"])
+    directory = out.decode().strip()
+    pipes = runner.pipes(directory)
+    assert pipes is not None
+    try:
+        chunks = [os.urandom(1024 * 1024) for _chunk in range(3)]
+        rc, out, err = run_fed(pipes.feed(["sh", "-c", 'stat -c %U "$0/stdin-1"; wc -c', directory]), chunks)
+        assert (rc, out.decode().split()) == (0, ["postgres", str(3 * 2 ** 20)]), err
+        # a program that stops reading: the writes end, its exit code says so
+        rc, _out, _err = run_fed(pipes.feed(["sh", "-c", "head -c 10 >/dev/null; exit 3"]), chunks)
+        assert rc == 3
+        assert runner.run(["ls", "-A", directory])[1] == b""  # each pipe is removed with its program
+    finally:
+        pipes.close()
+    runner.run(["sh", "-c", 'rm -rf "$0" && ln -s / "$0"', directory])
+    assert runner.pipes(directory) is None
+    assert runner.pipes("/etc") is None and runner.pipes("/tmp/stackops-restore.ab/../..") is None
+    runner.run(["rm", "-f", directory])
