@@ -154,6 +154,51 @@ class Decompressor:
         return tail
 
 
+class _Slice:
+    """``size`` bytes of an open file from where it stands, read by a decompressor (``read``) or directly
+    (``readinto``); ``left`` is what was not read."""
+
+    def __init__(self, source, size):
+        self.source, self.left = source, size
+
+    def read(self, size=-1):
+        data = self.source.read(self.left if size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data
+
+    def readinto(self, buffer):
+        if not self.left:
+            return 0
+        got = self.source.readinto(memoryview(buffer)[:self.left])
+        self.left -= got
+        return got
+
+
+def frame_pieces(compression, source, size, raw, buffer):
+    """One frame of a framed backup (``_archive_layout``): ``size`` stored bytes of ``source`` (an open file
+    at the frame's start) decompressed into ``buffer`` again and again. Yields memoryviews of ``buffer``,
+    each valid until the next one is asked for (write it first): a fresh bytes object per piece cost
+    page faults, 0.4 CPU-seconds per GB restored (a quarter of the decompression itself). Raises
+    CompressionError when the frame is damaged, or stored or decompressed bytes are not ``size`` and
+    ``raw`` (zstd's reader would end quietly at a frame cut short)."""
+    stored = _Slice(source, size)
+    reader = stored
+    if compression == "zstd":
+        reader = zstandard.ZstdDecompressor().stream_reader(stored, read_size=OUTPUT_SIZE, read_across_frames=True,
+                                                            closefd=False)
+    view = memoryview(buffer)
+    produced = 0
+    try:
+        for got in iter(lambda: reader.readinto(buffer), 0):
+            produced += got
+            yield view[:got]
+    except zstandard.ZstdError as exc:
+        raise CompressionError("zstd data is damaged: %s" % exc)
+    if stored.left or produced != raw:
+        raise CompressionError("a frame of %d stored bytes gave %d bytes, not %d%s" % (
+            size, produced, raw, " (the file ends %d bytes early)" % stored.left if stored.left else ""))
+
+
 def decompressed_chunks(compression, chunks):
     """Decompress an iterator of chunks; raises CompressionError on damaged or truncated data."""
     decompressor = Decompressor(compression)

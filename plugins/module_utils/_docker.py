@@ -364,10 +364,23 @@ class ContainerPipes:
         with self._lock:
             self._number += 1
             name = "stdin-%d" % self._number
-        owner = os.fstat(self.dir_fd)  # the directory's owner: the user the programs run as in the container
         os.mkfifo(name, 0o600, dir_fd=self.dir_fd)
-        os.chown(name, owner.st_uid, owner.st_gid, dir_fd=self.dir_fd, follow_symlinks=False)
+        self._give(name)
         return PipeFeed(self, name, argv)
+
+    def put(self, name, chunks):
+        """A new file ``name`` (0600, the container user's) in the directory holding ``chunks``, written from
+        here (a file through ``docker exec`` costs a process in the container)."""
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.dir_fd)
+        with open(fd, "wb") as out:
+            self._give(name)
+            for data in chunks:
+                out.write(data)
+        return "%s/%s" % (self.directory, name)
+
+    def _give(self, name):
+        owner = os.fstat(self.dir_fd)  # the directory's owner: the user the programs run as in the container
+        os.chown(name, owner.st_uid, owner.st_gid, dir_fd=self.dir_fd, follow_symlinks=False)
 
     def close(self):
         os.close(self.dir_fd)

@@ -23,11 +23,17 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._age import identity_options_error
 from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import (
+    SECTION_DATA,
+    SECTION_NONE,
+    SECTION_POST_DATA,
     SECTION_PRE_DATA,
     ArchiveLayout,
     frame_ranges,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._compression import CompressionError, decompressed_chunks
+from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
+    decompressed_chunks,
+    frame_pieces,
+)
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal
 
 
@@ -137,7 +143,7 @@ class FramedRestore:
       data blocks in order, and a unit holds them in the archive's order). While some workers still load,
       the others build the indexes, primary keys and triggers of the tables already in, as pg_restore's
       own parallel mode does;
-    - the rest of post-data (foreign keys, privileges, ...) with ``--jobs``.
+    - sequence values and the rest of post-data (foreign keys, privileges, ...) with ``--jobs``.
 
     Any step that fails fails the restore (its target is a scratch database the caller drops)."""
 
@@ -159,12 +165,13 @@ class FramedRestore:
 
     def run(self):
         try:
-            self._toc_bytes = b"".join(self.chunks(self.frames[0]))
+            self._toc_bytes = b"".join(bytes(piece) for piece in self.pieces(self.frames[0], bytearray(READ_SIZE)))
             self.toc = self.scratch.put("toc.dump", [self._toc_bytes])
             self.check(self.restore + ["--section=pre-data", self.toc])
             self.entries = self.toc_entries()
-            self._post = self.listed("post-data")
-            data = self.listed("data")
+            sections = section_lines(self.entries.values())
+            self._post = sections[SECTION_POST_DATA]
+            sequence_values = [line for line in sections[SECTION_DATA] if not line.endswith("; TABLE DATA")]
             self._units.extend(work_units(self.frames[1:], self.jobs))
             workers = [threading.Thread(target=self._work, daemon=True)
                        for _worker in range(min(self.jobs, len(self._units)))]
@@ -174,13 +181,10 @@ class FramedRestore:
                 worker.join()
             if self._failure is not None:
                 raise self._failure
-            without_frames = [line for line in data if " TABLE DATA " not in line]  # sequence values
-            if without_frames:
-                self.check(self.restore + ["--section=data", "-L", self.put_list("data.list", without_frames),
-                                           self.toc])
-            if self._post:
-                self.check(self.restore + ["--section=post-data", "--jobs=%d" % self.jobs, "-L",
-                                           self.put_list("post-data.list", self._post), self.toc])
+            rest = sequence_values + self._post
+            if rest:
+                self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
+                                           self.put_list("rest.list", rest), self.toc])
         finally:
             self.scratch.remove()
 
@@ -224,7 +228,8 @@ class FramedRestore:
         feed = self.scratch.feed(argv)
         error = None
         try:
-            for data in itertools.chain([self._toc_bytes], *(self.chunks(frame) for frame in unit)):
+            buffer = bytearray(READ_SIZE)
+            for data in itertools.chain([self._toc_bytes], *(self.pieces(frame, buffer) for frame in unit)):
                 if not feed.accepting:
                     break  # pg_restore stopped: its exit code says why
                 feed.write(data)
@@ -256,34 +261,19 @@ class FramedRestore:
     def put_list(self, name, lines):
         return self.scratch.put(name, [("\n".join(lines) + "\n").encode()])
 
-    def listed(self, section):
-        """The lines of ``pg_restore --list`` for one section."""
-        argv = ["pg_restore", "--list", "--section=" + section, self.toc]
-        rc, out, err = self.runner.run(argv)
-        if rc != 0:
-            raise CommandError(argv, rc, err)
-        return [line for line in out.decode("utf-8", "replace").splitlines() if line and line[0] != ";"]
-
     def toc_entries(self):
         reader = ArchiveLayout()
         reader.feed(self._toc_bytes)
         self._order = {entry.dump_id: number for number, entry in enumerate(reader.entries)}
         return {entry.dump_id: entry for entry in reader.entries}
 
-    def chunks(self, frame):
-        """The decompressed bytes of one frame, read from the stored file."""
-        return decompressed_chunks(self.manifest["compression"], self._stored(frame))
-
-    def _stored(self, frame):
+    def pieces(self, frame, buffer):
+        """The decompressed bytes of one frame, read from the stored file into ``buffer`` (see
+        ``_compression.frame_pieces``: each piece is overwritten by the next)."""
         with open(self.path, "rb") as source:
             source.seek(frame["start"])
-            left = frame["end"] - frame["start"]
-            while left:
-                data = source.read(min(left, READ_SIZE))
-                if not data:
-                    raise CompressionError("%s ends before its frames do" % self.path)
-                left -= len(data)
-                yield data
+            yield from frame_pieces(self.manifest["compression"], source, frame["end"] - frame["start"], frame["raw"],
+                                    buffer)
 
     def check(self, argv):
         rc, _out, err = self.runner.run(argv)
@@ -297,6 +287,17 @@ EARLY_POST_DATA = ("INDEX", "CONSTRAINT", "TRIGGER")
 # The smallest unit of work a data worker takes (consecutive frames): each unit costs a pg_restore start
 # (tens of milliseconds). Larger on large databases, so that each job starts about eight at most.
 MIN_UNIT = 16 * 1024 * 1024
+
+
+def section_lines(entries):
+    """pg_restore's list lines ("dump id; type") of each section, from the table of contents' entries in
+    order: an entry of no section (a comment, a privilege) is in the section of the entry before it, as in
+    pg_restore. (``pg_restore --list`` would cost a process each, in a container an exec.)"""
+    current, lines = SECTION_PRE_DATA, collections.defaultdict(list)
+    for entry in entries:
+        current = entry.section if entry.section != SECTION_NONE else current
+        lines[current].append("%d; %s" % (entry.dump_id, entry.desc))
+    return lines
 
 
 def _only_on(entry, loaded, entries):
@@ -354,6 +355,8 @@ class RestoreScratch:
 
     def put(self, name, chunks):
         """A new file ``name`` (0600) holding ``chunks``; its path where pg_restore runs."""
+        if self.pipes is not None:
+            return self.pipes.put(name, chunks)
         path = "%s/%s" % (self.path, name)
         if self.runner.kind == "container":
             argv = PRIVATE_FILE + [path]

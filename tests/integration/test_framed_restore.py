@@ -9,6 +9,9 @@ import json
 import os
 import subprocess
 
+import zstandard
+from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import ArchiveLayout
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import section_lines
 from conftest import exact_counts, inside_container, pids_of, run_module
 
 SCHEMA = """
@@ -42,6 +45,8 @@ CREATE MATERIALIZED VIEW customer_totals AS
 CREATE UNIQUE INDEX customer_totals_id ON customer_totals (customer_id);
 GRANT SELECT ON orders, customers TO shop_reader;
 COMMENT ON TABLE orders IS 'what was bought';
+COMMENT ON INDEX orders_placed_at IS 'by time';
+COMMENT ON TRIGGER customers_touch ON customers IS 'notes are never empty';
 SELECT setval('orders_id_seq', 50000);
 """
 
@@ -116,6 +121,16 @@ def test_a_framed_backup_restores_in_parallel_to_the_same_schema_and_rows(host_p
     listed = subprocess.run("zstd -dc %s | pg_restore --list" % made["path"], shell=True, capture_output=True,
                             text=True, check=True).stdout
     assert listed.count(" TABLE DATA ") == 46
+    # the restore's lists of each section are pg_restore's own (read from the table of contents, no process)
+    toc = ArchiveLayout()
+    with open(made["path"], "rb") as fh:
+        toc.feed(zstandard.ZstdDecompressor().decompressobj().decompress(fh.read(layout["frames"][0][0])))
+    ours = section_lines(toc.entries)
+    for number, section in ((3, "data"), (4, "post-data")):
+        theirs = subprocess.run("zstd -dc %s | pg_restore --list --section=%s" % (made["path"], section), shell=True,
+                                capture_output=True, text=True, check=True).stdout
+        assert [int(line.split(";")[0]) for line in ours[number]] == [
+            int(line.split(";")[0]) for line in theirs.splitlines() if line and not line.startswith(";")]
 
     for jobs in (2, 3):
         target = "shop_copy_%d" % jobs
