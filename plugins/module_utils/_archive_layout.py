@@ -231,16 +231,19 @@ MIN_FRAME = 1024 * 1024
 class FramedWriter:
     """Passes a custom archive to a compressing ``writer`` (``write``, ``end_frame``), ending the compressed
     frame where the table of contents ends and before data blocks, so that each frame decompresses on its
-    own and holds whole blocks. ``compressed_size`` tells how many compressed bytes the writer has put out.
-    ``layout()`` (after the last write) is what a restore needs to find each table's data: ``toc_end``,
-    ``frames`` ([compressed offset, archive offset] where each frame after the first starts) and
-    ``blocks`` ([dump id, archive offset]); None when the archive was not one ``ArchiveLayout`` lays out. The
-    last ``HOLD`` bytes are held back until the next write (a block boundary may begin in them)."""
+    own and holds whole blocks. ``compressed_size`` tells how many compressed bytes the writer has put out,
+    ``stored_sha256`` (optional) the sha256 of them. ``layout()`` (after the last write) is what a restore
+    needs to find each table's data: ``toc_end``, ``frames`` ([compressed offset, archive offset] where each
+    frame after the first starts), ``blocks`` ([dump id, archive offset]) and with ``stored_sha256``
+    ``toc_sha256``, the sha256 of the first frame as stored: a restore that proves it can run the table of
+    contents' SQL before the whole file is hashed. None when the archive was not one ``ArchiveLayout`` lays
+    out. The last ``HOLD`` bytes are held back until the next write (a block boundary may begin in them)."""
 
-    def __init__(self, writer, compressed_size):
-        self.writer, self.compressed_size = writer, compressed_size
+    def __init__(self, writer, compressed_size, stored_sha256=None):
+        self.writer, self.compressed_size, self.stored_sha256 = writer, compressed_size, stored_sha256
         self.reader = ArchiveLayout()
         self.frames = []
+        self.toc_sha256 = None
         self._held = b""  # bytes not yet passed on, from archive offset _offset
         self._offset = 0
         self._frame_start = 0
@@ -256,6 +259,8 @@ class FramedWriter:
             if start == self.reader.toc_end or start - self._frame_start >= MIN_FRAME:
                 self._pass_on(start)
                 self.writer.end_frame()
+                if not self.frames and self.stored_sha256 is not None:
+                    self.toc_sha256 = self.stored_sha256()
                 self.frames.append([self.compressed_size(), start])
                 self._frame_start = start
         self._pass_on(self.reader.total - HOLD)
@@ -271,7 +276,10 @@ class FramedWriter:
 
     def layout(self):
         found = self.reader.finish()
-        return dict(found, frames=self.frames) if found else None
+        if not found:
+            return None
+        return dict(found, frames=self.frames, toc_sha256=self.toc_sha256) if self.toc_sha256 else dict(
+            found, frames=self.frames)
 
     def _pass_on(self, until):
         """Pass on the bytes from ``_offset`` up to archive offset ``until``: the held ones, then this write's."""

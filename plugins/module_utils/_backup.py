@@ -244,7 +244,8 @@ def write_stream(chunks, partial, compression, level, check=None, recipients=Non
             plain = _Plaintext(encryptor, observer)
         stored = plain or out
         compressor = compressing_writer(compression, level, stored)
-        framer = FramedWriter(compressor, lambda: stored.size) if framed and compression in ("zstd", "none") else None
+        framer = FramedWriter(compressor, lambda: stored.size, lambda: stored.sha256.copy().hexdigest()) if (
+            framed and compression in ("zstd", "none")) else None
         writer = framer or compressor
         raw_bytes = 0
         for chunk in chunks:

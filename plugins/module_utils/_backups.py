@@ -11,9 +11,11 @@ it checked against its manifest before anything is touched.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 
 from ansible_collections.stackops.runbook.plugins.module_utils import _manifest as mf
 from ansible_collections.stackops.runbook.plugins.module_utils._age import AgeError, decrypted_chunks, identity_argument_spec, is_encrypted
@@ -197,6 +199,68 @@ def checked_copy(storage, manifest, workdir, runner=None, what="the backup", see
     if copy is not None:
         copy.close()  # a copy that could not be finished says so (no_room): the restore then streams
     return local, manifest
+
+
+def checked_as_read(storage, manifest, workdir, runner=None, identity=None, what="the backup"):
+    """For a restore that reads a framed archive frame by frame (``_restore.FramedRestore``): the local
+    copy (``stage_locally``) and a ``DigestCheck`` that hashes it in a thread of its own while the restore
+    goes on, instead of before it (a third of a second per 400 MB with one core idle). Safe because nothing
+    the check has not proven reaches the server: the table of contents (every SQL statement of the archive)
+    is proven against the manifest's ``toc_sha256`` before it runs, and the rest is only rows going into the
+    scratch database, which replaces nothing until the check's ``verdict``. A manifest without
+    ``toc_sha256`` (backups before 0.2.0) is checked first (``checked_copy``) and the check is None.
+    Returns (LocalStorage, manifest, check)."""
+    local, manifest = stage_locally(storage, manifest, workdir, identity, what)
+    if not (manifest.get("layout") or {}).get("toc_sha256"):
+        return checked_copy(local, manifest, workdir, runner, what, whole=False) + (None,)
+    return local, manifest, DigestCheck(local, manifest, what)
+
+
+class DigestCheck:
+    """The size and sha256 of a staged single-file backup, read in a thread of its own. ``first_frame``
+    proves the stored bytes of the first frame (the table of contents) against the manifest's
+    ``toc_sha256`` at once; ``verdict`` waits for the whole file. Both raise DamagedBackup."""
+
+    def __init__(self, local, manifest, what="the backup"):
+        self.local, self.manifest, self.what = local, manifest, what
+        self.location = local.location(manifest["file"])
+        self._problem = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        digest = StreamDigest()
+        try:
+            for _chunk in digest.over(self.local.open_chunks(self.manifest["file"])):
+                if self._cancelled:
+                    return
+        except (OSError, RunbookError) as exc:
+            self._problem = "%s cannot be read: %s" % (self.location, exc)
+            return
+        self._problem = digest.mismatch(self.location, self.manifest)
+
+    def first_frame(self, stored):
+        """Raise DamagedBackup unless ``stored`` (the first frame's bytes as stored) has the manifest's
+        ``toc_sha256``."""
+        found, expected = hashlib.sha256(stored).hexdigest(), self.manifest["layout"]["toc_sha256"]
+        if found != expected:
+            raise self._damaged("%s is damaged: its table of contents (the first %d bytes) has sha256 %s, the "
+                                "manifest says %s" % (self.location, len(stored), found, expected))
+
+    def verdict(self):
+        """Wait for the whole file's check; raise DamagedBackup when it does not match the manifest."""
+        self._thread.join()
+        if self._problem:
+            raise self._damaged(self._problem)
+
+    def cancel(self):
+        """Stop reading (the restore ended without needing the verdict)."""
+        self._cancelled = True
+
+    def _damaged(self, problem):
+        return DamagedBackup("%s does not match its manifest, so nothing was changed: %s" % (self.what, problem),
+                             None, self.location)
 
 
 def verify_stored(storage, manifest, identity=None, workdir=None):

@@ -9,6 +9,7 @@ share. Restores stream from the storage through decompression into psql or pg_re
 from __future__ import annotations
 
 import collections
+import io
 import itertools
 import json
 import os
@@ -65,11 +66,13 @@ def restore_options_error(params):
 
 
 def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False, selection=(), workdir=None,
-                 seekable=None):
+                 seekable=None, check=None):
     """Restore a backup into ``database`` (which exists and is empty); ``selection`` adds pg_restore options
     (sections, tables) for archives. Archives are restored with ``jobs`` parallel jobs; a compressed custom
     archive needs a seekable copy for that: ``seekable``, made while the backup was checked (see
     ``SeekableArchive`` and ``_backups.checked_copy``), or made here. The copy is removed afterwards.
+    ``check`` (``_backups.DigestCheck``) is the backup's check still running: a framed restore proves the
+    table of contents with it and returns only once it has passed; any other waits for it first.
     Returns how it restored: ``jobs`` (1 for one stream) and, when it could not run in parallel for want of
     room, a ``warning`` saying so."""
     fmt = manifest["format"]
@@ -79,12 +82,14 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
     restore = ["pg_restore", "--exit-on-error", "--no-password", "-d", database] + owner + selection
     parallel = ["--jobs=%d" % jobs] if jobs > 1 and not selection else []
     how = dict(jobs=jobs if parallel else 1)
+    if check is not None and not (fmt == "custom" and parallel and framed(manifest)):
+        check.verdict()
     if fmt == "plain":
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-d", database]
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
         rc, _out, err = runner.run(argv, input_chunks=chunks)
     elif fmt == "custom" and parallel and framed(manifest):
-        FramedRestore(runner, storage, manifest, restore, jobs, workdir).run()
+        FramedRestore(runner, storage, manifest, restore, jobs, workdir, check).run()
         return how
     elif fmt == "custom":
         archive = None
@@ -145,10 +150,14 @@ class FramedRestore:
       own parallel mode does;
     - sequence values and the rest of post-data (foreign keys, privileges, ...) with ``--jobs``.
 
-    Any step that fails fails the restore (its target is a scratch database the caller drops)."""
+    Any step that fails fails the restore (its target is a scratch database the caller drops). With a
+    ``check`` (``_backups.DigestCheck``) of the stored file still running, the first frame is proven against
+    the manifest before pre-data runs it, and ``run`` returns only once the whole file has passed; a step
+    that failed on a damaged file fails with the check's DamagedBackup, which says so."""
 
-    def __init__(self, runner, storage, manifest, restore, jobs, workdir=None):
+    def __init__(self, runner, storage, manifest, restore, jobs, workdir=None, check=None):
         self.runner, self.manifest, self.restore, self.jobs = runner, manifest, restore, jobs
+        self.file_check = check
         self.path = storage.path(manifest["file"])
         self.frames = frame_ranges(manifest)
         self.scratch = RestoreScratch(runner, workdir)
@@ -165,28 +174,46 @@ class FramedRestore:
 
     def run(self):
         try:
-            self._toc_bytes = b"".join(bytes(piece) for piece in self.pieces(self.frames[0], bytearray(READ_SIZE)))
-            self.toc = self.scratch.put("toc.dump", [self._toc_bytes])
-            self.check(self.restore + ["--section=pre-data", self.toc])
-            self.entries = self.toc_entries()
-            sections = section_lines(self.entries.values())
-            self._post = sections[SECTION_POST_DATA]
-            sequence_values = [line for line in sections[SECTION_DATA] if not line.endswith("; TABLE DATA")]
-            self._units.extend(work_units(self.frames[1:], self.jobs))
-            workers = [threading.Thread(target=self._work, daemon=True)
-                       for _worker in range(min(self.jobs, len(self._units)))]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-            if self._failure is not None:
-                raise self._failure
-            rest = sequence_values + self._post
-            if rest:
-                self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
-                                           self.put_list("rest.list", rest), self.toc])
+            first = self.frames[0]
+            with open(self.path, "rb") as source:
+                source.seek(first["start"])
+                stored = source.read(first["end"] - first["start"])  # proven and decompressed from the same bytes
+            if self.file_check is not None:
+                self.file_check.first_frame(stored)
+            try:
+                self._restore(stored)
+            except Exception:
+                if self.file_check is not None:
+                    self.file_check.verdict()  # a damaged file is why the step failed: say that
+                raise
+            if self.file_check is not None:
+                self.file_check.verdict()
         finally:
             self.scratch.remove()
+
+    def _restore(self, stored_toc):
+        self._toc_bytes = b"".join(bytes(piece) for piece in frame_pieces(
+            self.manifest["compression"], io.BytesIO(stored_toc), len(stored_toc), self.frames[0]["raw"],
+            bytearray(READ_SIZE)))
+        self.toc = self.scratch.put("toc.dump", [self._toc_bytes])
+        self.check(self.restore + ["--section=pre-data", self.toc])
+        self.entries = self.toc_entries()
+        sections = section_lines(self.entries.values())
+        self._post = sections[SECTION_POST_DATA]
+        sequence_values = [line for line in sections[SECTION_DATA] if not line.endswith("; TABLE DATA")]
+        self._units.extend(work_units(self.frames[1:], self.jobs))
+        workers = [threading.Thread(target=self._work, daemon=True)
+                   for _worker in range(min(self.jobs, len(self._units)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if self._failure is not None:
+            raise self._failure
+        rest = sequence_values + self._post
+        if rest:
+            self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
+                                       self.put_list("rest.list", rest), self.toc])
 
     def _work(self):
         """A worker: data units while there are any; then, while others still load, what is ready to build."""

@@ -11,7 +11,10 @@ version_added: 0.1.0
 description:
   - Restores a backup written by M(stackops.runbook.pg_backup) (the latest, a named one, a file or an S3 key)
     into a database, and proves it by comparing the restored per-table row counts with the manifest's.
-  - The backup's sha256 is checked before anything is touched; a mismatch stops with no change made.
+  - The backup's sha256 is checked before the target is touched; a mismatch stops with no change made. The
+    default backup (framed, see M(stackops.runbook.pg_backup)) is hashed while it restores into the scratch
+    database, not before - its table of contents, which holds all of its SQL, is proven against the manifest
+    before it runs, and the whole file before the restored copy can replace anything.
   - The backup is restored into a scratch database first; only when it restored and its row counts match does
     it replace the target. The target is renamed aside (C(TARGET__previous)), the restored copy takes its name,
     and only then is the old one dropped; a failed rename puts the old one back. A failed restore leaves the
@@ -187,6 +190,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._module import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._backups import (
     RestoreError,
     backup_source_argument_spec,
+    checked_as_read,
     checked_copy,
     find_backup,
     open_storage,
@@ -275,30 +279,40 @@ class Restore:
         if p["tables"] and manifest["format"] == "plain":
             self.fail("tables needs a custom or directory archive; %s is plain SQL (restore it whole, or into a new "
                       "database and copy the table)" % manifest["name"])
+        self.admin = Admin(self.runner)  # one session for every database-level statement of the run
+        try:
+            return self._run_checked(storage, manifest, target, workdir)
+        finally:
+            self.admin.close()
+
+    def _run_checked(self, storage, manifest, target, workdir):
+        p = self.p
         self._refuse_unconfirmed(target, manifest)
         # a parallel restore of a custom archive runs on a seekable copy, filled while the backup is checked;
-        # a framed one is read where it is, and checked as it is read
+        # a framed one is read where it is, and checked while it is read
         in_frames = not p["tables"] and not self.module.check_mode and reads_in_frames(manifest, p["jobs"])
         self.seekable = SeekableArchive(self.runner, manifest, workdir) if (
             not p["tables"] and not self.module.check_mode and SeekableArchive.wanted(manifest, p["jobs"])) else None
+        self.file_check = None
         try:
-            local, manifest = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable,
-                                           identity=self.identity, whole=not in_frames)
+            if in_frames:
+                local, manifest, self.file_check = checked_as_read(storage, manifest, workdir, self.runner,
+                                                                   identity=self.identity)
+            else:
+                local, manifest = checked_copy(storage, manifest, workdir, self.runner, seekable=self.seekable,
+                                               identity=self.identity)
             return self._restore_checked(local, manifest, target)
         finally:
             if self.seekable is not None:
                 self.seekable.remove()
+            if self.file_check is not None:
+                self.file_check.cancel()
 
     def _refuse_unconfirmed(self, target, manifest):
         """An existing target without confirm is refused before the backup is read or copied."""
         if self.p["confirm"] == target:
             return
-        admin = Admin(self.runner)
-        try:
-            exists = admin.exists(target)
-        finally:
-            admin.close()
-        if exists:
+        if self.admin.exists(target):
             self._unconfirmed(target, manifest)
 
     def _unconfirmed(self, target, manifest):
@@ -314,11 +328,7 @@ class Restore:
                 self.fail("tables %s are not in %s (names match exactly, case included), so nothing was changed. "
                           "The archive has: %s" % (", ".join(missing), manifest["name"], ", ".join(in_archive)))
             self.tables = sorted({name for t in p["tables"] for name in archive_names(t, in_archive)})
-        admin = Admin(self.runner)
-        try:
-            return self._restore(admin, local, manifest, target)
-        finally:
-            admin.close()
+        return self._restore(self.admin, local, manifest, target)
 
     def _restore(self, admin, local, manifest, target):
         p = self.p
@@ -391,7 +401,7 @@ class Restore:
         self.result["owner"] = owner or self.p["login_user"]
         try:
             how = restore_into(self.runner, local, manifest, scratch, self.p["jobs"], self.p["no_owner"],
-                               workdir=self.workdir, seekable=self.seekable)
+                               workdir=self.workdir, seekable=self.seekable, check=self.file_check)
             self.result["jobs"] = how["jobs"]
             if how.get("warning"):
                 self.module.warn(how["warning"])

@@ -5,10 +5,12 @@ large enough to be loaded by different jobs while the others' indexes are built)
 stored file is still one zstd stream to the stock tools; a restore that fails midway leaves the target as
 it was and nothing behind."""
 
+import hashlib
 import json
 import os
 import subprocess
 
+import pytest
 import zstandard
 from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import ArchiveLayout
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import section_lines
@@ -158,6 +160,43 @@ def test_a_frame_that_fails_midway_fails_the_restore_and_leaves_the_target_as_it
     result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database="shop_target",
                                            confirm="shop_target", jobs=2))
     assert result["failed"] and "pg_restore" in result["msg"]
+    assert host_pg.psql("shop_target", "SELECT count(*) FROM keep_me") == "7"
+    assert host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'shop_target%'"
+                        ) == "shop_target"
+    assert os.listdir(scratch) == []
+    assert subprocess.run(["pgrep", "-f", "pg_restore.*shop_target"], capture_output=True, check=False).returncode == 1
+
+
+@pytest.mark.parametrize("where", ["table of contents", "rows"])
+def test_a_file_damaged_where_the_restore_reads_it_fails_it_with_nothing_changed(host_pg, tmp_path, monkeypatch,
+                                                                                 where):
+    """The default backup is hashed while it restores into the scratch database (``toc_sha256``): damage to the
+    table of contents (all of the archive's SQL) is found before it runs, damage to the rows before the scratch
+    copy could replace the target; either way the restore says the backup does not match its manifest, and
+    the target, the databases and the scratch directory are as they were."""
+    make_shop(host_pg, tmp_path)
+    scratch = scratch_dir(tmp_path, monkeypatch)
+    made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=str(tmp_path / "backups")))
+    assert not made.get("failed"), made.get("msg")
+    layout = made["manifest"]["layout"]
+    with open(made["path"], "rb") as fh:
+        assert layout["toc_sha256"] == hashlib.sha256(fh.read(layout["frames"][0][0])).hexdigest()
+    # one byte in the middle of the first frame, or of the last (its checksum the manifest does not follow)
+    offset = layout["frames"][0][0] // 2 if where == "table of contents" else (
+        layout["frames"][-1][0] + made["manifest"]["size"]) // 2
+    with open(made["path"], "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_target")
+    host_pg.psql("postgres", "CREATE DATABASE shop_target")
+    host_pg.psql("shop_target", "CREATE TABLE keep_me (id int); INSERT INTO keep_me SELECT generate_series(1, 7)")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database="shop_target",
+                                           confirm="shop_target", jobs=2))
+    assert result["failed"]
+    assert "the backup does not match its manifest, so nothing was changed" in result["msg"]
+    assert ("its table of contents" in result["msg"]) == (where == "table of contents")
     assert host_pg.psql("shop_target", "SELECT count(*) FROM keep_me") == "7"
     assert host_pg.psql("postgres", "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE 'shop_target%'"
                         ) == "shop_target"

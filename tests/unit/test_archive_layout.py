@@ -1,6 +1,7 @@
 """The layout of a custom archive read as it streams by, the frames a backup is cut into, and how a parallel
 restore shares them out (pure logic: synthetic archives laid out as pg_dump writes them to a pipe)."""
 
+import hashlib
 import io
 import random
 
@@ -147,6 +148,25 @@ def test_each_frame_decompresses_on_its_own_and_holds_whole_tables(compression, 
     if compression == "zstd":
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(stored), read_across_frames=True)
         assert reader.read() == data
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_the_layout_carries_the_sha256_of_the_first_frame_as_stored(compression):
+    """What a restore proves the table of contents against before running its SQL (``toc_sha256``)."""
+    data, _toc_end, _blocks = archive([rows(3), rows(MIN_FRAME // 1000 + 10, 1000), rows(2)])
+    stored = io.BytesIO()
+    compressor = compressing_writer(compression, 3, stored)
+    writer = FramedWriter(compressor, stored.tell, lambda: hashlib.sha256(stored.getvalue()).hexdigest())
+    for piece in pieces(data, 7):
+        writer.write(piece)
+    writer.close()
+    compressor.close()
+    layout = writer.layout()
+    first_end = layout["frames"][0][0]
+    assert layout["toc_sha256"] == hashlib.sha256(stored.getvalue()[:first_end]).hexdigest()
+    assert layout["toc_sha256"] != hashlib.sha256(stored.getvalue()[:first_end + 1]).hexdigest()
+    # without a digest of the stored bytes there is nothing to prove against: the key is left out
+    assert "toc_sha256" not in frames_of([rows(3), rows(2)], compression)[3]["layout"]
 
 
 def test_a_stream_that_is_not_an_archive_gets_no_layout_but_is_written_whole():
