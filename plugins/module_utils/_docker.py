@@ -504,10 +504,16 @@ class ContainerRunner:
             raise ContainerError("container %r is not running (state: %s). Start it first."
                                  % (container, info.get("State", {}).get("Status")))
         self.container_id = info["Id"]
+        self._found = set()  # programs has_program found
 
     def has_program(self, name):
-        rc, _out, _err = self.run(["sh", "-c", 'command -v "$0" >/dev/null', name])
-        return rc == 0
+        # each psql session asks, and each asking is an exec (tens of milliseconds): a program found stays
+        if name not in self._found:
+            rc, _out, _err = self.run(["sh", "-c", 'command -v "$0" >/dev/null', name])
+            if rc != 0:
+                return False
+            self._found.add(name)
+        return True
 
     def stream(self, argv):
         return ContainerStream(self, argv)

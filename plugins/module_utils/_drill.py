@@ -214,6 +214,14 @@ class ContainerTarget:
             except docker_sdk().errors.DockerException:
                 pass
         if self.container is not None:
+            if self.runner is not None:
+                # the restored files first, from inside: stopping a container syncs the filesystem its layer
+                # lives on, which wrote the gigabytes just restored back to the disk only to delete them (4 s
+                # of a drill of the 1.2 GB benchmark database; deleted first, their pages are dropped unwritten)
+                try:
+                    self.runner.run(["sh", "-c", 'test -n "$PGDATA" && rm -rf "$PGDATA"'])
+                except RunbookError:
+                    pass  # the container is gone or stopped: removing it is all there is to do
             try:
                 self.container.remove(force=True, v=True)
             except docker_sdk().errors.DockerException:

@@ -211,7 +211,6 @@ from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
     restore_into,
     restore_options_error,
     restore_tables,
-    row_counts,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import CommandError
 from ansible_collections.stackops.runbook.plugins.module_utils._postgres import (
@@ -352,7 +351,7 @@ class Restore:
         started = time.monotonic()
         if p["tables"]:
             self._restore_tables(admin, local, manifest, target)
-            counts = row_counts(self.runner, target)
+            counts = admin.row_counts(target)
             expected = {t: n for t, n in (manifest.get("row_counts") or {}).items()
                         if t in p["tables"] or t.split(".", 1)[-1] in p["tables"]}
             counts = {t: n for t, n in counts.items() if t in expected}
@@ -405,7 +404,7 @@ class Restore:
             self.result["jobs"] = how["jobs"]
             if how.get("warning"):
                 self.module.warn(how["warning"])
-            counts = row_counts(self.runner, scratch)
+            counts = admin.row_counts(scratch)
             differences = compare_counts(manifest.get("row_counts") or {}, counts) if manifest.get(
                 "row_counts") else {}
             if differences:

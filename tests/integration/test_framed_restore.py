@@ -277,3 +277,19 @@ def test_named_pipes_into_a_container_carry_the_bytes_and_follow_no_link_planted
     assert runner.pipes(directory) is None
     assert runner.pipes("/etc") is None and runner.pipes("/tmp/stackops-restore.ab/../..") is None
     runner.run(["rm", "-f", directory])
+
+
+def test_a_container_is_asked_once_for_a_program_it_has(container_pg):
+    """Every psql session asks whether the container has psql, and each asking is an exec: a program found is
+    not asked for again; one not found is, each time (it may be installed meanwhile)."""
+    import docker
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerRunner
+
+    runner = ContainerRunner(docker.from_env(), container_pg.name, user="postgres")
+    execs = []
+    run = runner.run
+    runner.run = lambda argv, input_chunks=None: execs.append(argv) or run(argv, input_chunks)
+    assert runner.has_program("psql") and runner.has_program("psql") and runner.has_program("pg_restore")
+    assert not runner.has_program("no-such-program") and not runner.has_program("no-such-program")
+    assert [argv[-1] for argv in execs] == ["psql", "pg_restore", "no-such-program", "no-such-program"]

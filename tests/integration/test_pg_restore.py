@@ -208,3 +208,26 @@ def test_an_existing_target_without_confirm_is_refused_before_the_backup_is_read
     assert result.get("failed") and "Set confirm: app_unconfirmed" in result["msg"], result.get("msg")
     assert host_pg.psql("app_unconfirmed", "SELECT count(*) FROM keep_me") == "42"
     host_pg.psql("postgres", 'DROP DATABASE "app_unconfirmed"')
+
+
+def test_row_counts_are_taken_on_the_admin_session_and_it_comes_back(host_pg):
+    """pg_restore counts the restored rows on its one admin session (no psql of its own): connected to the
+    database whatever its name, and back to the maintenance database for the swap that follows."""
+    from ansible_collections.stackops.runbook.plugins.module_utils._restore import Admin
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
+
+    name = "it's-a \\ db"
+    host_pg.psql("postgres", 'DROP DATABASE IF EXISTS "%s"' % name)
+    host_pg.psql("postgres", 'CREATE DATABASE "%s"' % name)
+    host_pg.psql(name, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 3)")
+    admin = Admin(LocalRunner(env=host_pg.env()))
+    try:
+        pid = admin.session.scalar("SELECT pg_backend_pid();")
+        assert admin.row_counts(name) == {"public.t": 3}
+        assert admin.session.scalar("SELECT current_database();") == "postgres"
+        assert admin.session.scalar("SELECT pg_backend_pid();") != pid  # it did reconnect, twice
+        with pytest.raises(Exception):
+            admin.row_counts("no_such_database")
+    finally:
+        admin.close()
+    host_pg.psql("postgres", 'DROP DATABASE "%s"' % name)
