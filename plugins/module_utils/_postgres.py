@@ -233,6 +233,12 @@ def ident(value):
     return '"%s"' % value.replace('"', '""')
 
 
+def psql_argument(value):
+    """``value`` as one argument of a psql meta-command such as ``\\connect``: single-quoted, where psql also
+    reads backslash escapes (so ``literal`` would not do)."""
+    return "'%s'" % value.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def client_version(runner, program):
     """(major, full version string) of a client program such as pg_dump."""
     rc, out, err = runner.run([program, "--version"])

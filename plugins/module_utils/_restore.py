@@ -35,7 +35,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
     decompressed_chunks,
     frame_pieces,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal
+from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession, ident, literal, psql_argument
 
 
 # Room left beside a seekable copy of an archive (for the filesystem's own needs and pg_restore's).
@@ -82,13 +82,14 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
     restore = ["pg_restore", "--exit-on-error", "--no-password", "-d", database] + owner + selection
     parallel = ["--jobs=%d" % jobs] if jobs > 1 and not selection else []
     how = dict(jobs=jobs if parallel else 1)
-    if check is not None and not (fmt == "custom" and parallel and framed(manifest)):
+    in_frames = bool(parallel) and framed(manifest)
+    if check is not None and not in_frames:
         check.verdict()
     if fmt == "plain":
         argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-password", "-d", database]
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
         rc, _out, err = runner.run(argv, input_chunks=chunks)
-    elif fmt == "custom" and parallel and framed(manifest):
+    elif in_frames:
         FramedRestore(runner, storage, manifest, restore, jobs, workdir, check).run()
         return how
     elif fmt == "custom":
@@ -852,20 +853,15 @@ class Admin:
     def row_counts(self, database):
         """``row_counts`` of ``database``, on this session (connected there, then back): no psql of its own,
         which in a container is one exec fewer."""
-        self.session.query("\\connect %s" % _meta_argument(database))
+        self.session.query("\\connect %s" % psql_argument(database))
         try:
             return self.session.row_counts("exact")
         finally:
             if not self.session.closed:
-                self.session.query("\\connect %s" % _meta_argument(self.maintenance_db))
+                self.session.query("\\connect %s" % psql_argument(self.maintenance_db))
 
     def close(self):
         self.session.close()
-
-
-def _meta_argument(value):
-    """``value`` as one argument of a psql meta-command (single-quoted)."""
-    return "'%s'" % value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def row_counts(runner, database):
