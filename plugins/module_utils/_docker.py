@@ -30,6 +30,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
     LineReader,
     run_fed,
+    widen_pipe,
 )
 
 STDOUT, STDERR = 1, 2
@@ -427,6 +428,7 @@ class PipeFeed:
                 raise ContainerError("%s/%s in container %s is not the pipe this run made" % (
                     self._pipes.directory, self._name, self._pipes.runner.container))
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            widen_pipe(fd)
             return fd
         self.accepting = False
         return None

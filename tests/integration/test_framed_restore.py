@@ -5,6 +5,7 @@ large enough to be loaded by different jobs while the others' indexes are built)
 stored file is still one zstd stream to the stock tools; a restore that fails midway leaves the target as
 it was and nothing behind."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -265,7 +266,9 @@ def test_named_pipes_into_a_container_carry_the_bytes_and_follow_no_link_planted
     assert pipes is not None
     try:
         chunks = [os.urandom(1024 * 1024) for _chunk in range(3)]
-        rc, out, err = run_fed(pipes.feed(["sh", "-c", 'stat -c %U "$0/stdin-1"; wc -c', directory]), chunks)
+        feed = pipes.feed(["sh", "-c", 'stat -c %U "$0/stdin-1"; wc -c', directory])
+        assert fcntl.fcntl(feed._fd, fcntl.F_GETPIPE_SZ) == 2 ** 20  # both sides wake a sixteenth as often
+        rc, out, err = run_fed(feed, chunks)
         assert (rc, out.decode().split()) == (0, ["postgres", str(3 * 2 ** 20)]), err
         # a program that stops reading: the writes end, its exit code says so
         rc, _out, _err = run_fed(pipes.feed(["sh", "-c", "head -c 10 >/dev/null; exit 3"]), chunks)
