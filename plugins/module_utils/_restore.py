@@ -398,8 +398,10 @@ class RestoreScratch:
         return path
 
     def remove(self):
-        if self.pipes is not None:
-            self.pipes.close()
+        pipes, self.pipes = self.pipes, None
+        if self.path is None or (pipes is not None and pipes.remove()):
+            self.path = None
+            return
         if self.runner.kind == "host":
             shutil.rmtree(self.path, ignore_errors=True)
             return
@@ -407,6 +409,7 @@ class RestoreScratch:
             self.runner.run(["rm", "-rf", self.path])
         except RunbookError:
             pass  # the container is gone (a drill's throwaway one, removed), and the files with it
+        self.path = None
 
 
 class WriteBehind:

@@ -282,6 +282,35 @@ def test_named_pipes_into_a_container_carry_the_bytes_and_follow_no_link_planted
     runner.run(["rm", "-f", directory])
 
 
+def test_a_scratch_directory_in_a_container_is_removed_from_here_with_no_exec(container_pg):
+    """Its files and pipes are removed through the directory this host opened, the last step of every restore into
+    a container, so it costs no ``rm -rf`` exec; when something there is not ours to remove that way (a directory
+    pg_restore would never make), the exec still removes it all."""
+    import docker
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerRunner
+    from ansible_collections.stackops.runbook.plugins.module_utils._restore import RestoreScratch
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import run_fed
+
+    runner = ContainerRunner(docker.from_env(), container_pg.name, user="postgres")
+    execs = []
+    run = runner.run
+    runner.run = lambda argv, input_chunks=None: execs.append(argv[0]) or run(argv, input_chunks)
+    for planted in (False, True):
+        before = container_tmp(container_pg)
+        scratch = RestoreScratch(runner)
+        assert scratch.pipes is not None
+        listed = scratch.put("rest.list", [b"1; TABLE DATA\n"])
+        assert run_fed(scratch.feed(["cat", listed, "-"]), [b"rows"])[:2] == (0, b"1; TABLE DATA\nrows")
+        if planted:
+            run(["mkdir", scratch.path + "/not-ours"])
+        del execs[:]
+        scratch.remove()
+        scratch.remove()  # safe to call again: nothing more happens
+        assert container_tmp(container_pg) == before
+        assert execs == (["rm"] if planted else [])
+
+
 def test_a_container_is_asked_once_for_a_program_it_has(container_pg):
     """Every psql session asks whether the container has psql, and each asking is an exec: a program found is
     not asked for again; one not found is, each time (it may be installed meanwhile)."""
