@@ -311,6 +311,37 @@ def test_a_scratch_directory_in_a_container_is_removed_from_here_with_no_exec(co
         assert execs == (["rm"] if planted else [])
 
 
+def test_a_psql_session_costs_one_exec_and_a_missing_psql_is_named(container_pg, tmp_path):
+    """Whether psql is there is asked only when it did not start (asking first cost every session in a container
+    an exec); where it is missing, the error still says so and how to fix it, in a container and on this host."""
+    import docker
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerRunner
+    from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PostgresError, PsqlSession
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
+    from conftest import images_env
+
+    client = docker.from_env()
+    runner = ContainerRunner(client, container_pg.name, user="postgres")
+    execs = []
+    create = client.api.exec_create
+    client.api.exec_create = lambda container, cmd, **kwargs: execs.append(cmd[0]) or create(container, cmd, **kwargs)
+    session = PsqlSession(runner, "postgres")
+    assert session.scalar("SELECT 41 + 1;") == "42"
+    session.close()
+    assert execs == ["psql"]
+
+    bare = client.containers.run(images_env()["STACKOPS_BARE_IMAGE"], ["sleep", "300"], detach=True,
+                                 name="stackops-no-psql-%s" % os.urandom(4).hex())
+    try:
+        with pytest.raises(PostgresError, match="psql is not available in the container; install the PostgreSQL"):
+            PsqlSession(ContainerRunner(client, bare.id, user="nobody"), "postgres").query("SELECT 1;")
+    finally:
+        bare.remove(force=True)
+    with pytest.raises(PostgresError, match="psql is not available on this host; install the PostgreSQL"):
+        PsqlSession(LocalRunner(bin_dir=str(tmp_path)), "postgres")
+
+
 def test_a_container_is_asked_once_for_a_program_it_has(container_pg):
     """Every psql session asks whether the container has psql, and each asking is an exec: a program found is
     not asked for again; one not found is, each time (it may be installed meanwhile)."""
