@@ -20,7 +20,13 @@ from ansible_collections.stackops.runbook.plugins.module_utils._compression impo
     Decompressor,
     compressing_writer,
 )
-from ansible_collections.stackops.runbook.plugins.module_utils._restore import MIN_UNIT, _only_on, work_units
+from ansible_collections.stackops.runbook.plugins.module_utils._restore import (
+    MIN_UNIT,
+    _only_on,
+    ready_batch,
+    table_data_sizes,
+    work_units,
+)
 
 
 def pg_int(value):
@@ -211,3 +217,28 @@ def test_only_what_depends_on_loaded_tables_is_built_early():
     assert early == [20, 22]  # not: 21 (table 11 not in), 23 (a foreign key), 24 (both tables), 25, 26
     assert [i for i in sorted(entries) if _only_on(entries[i], {10, 11}, entries)] == [20, 21, 22, 24]
     assert not _only_on(None, {10}, entries)
+
+
+def test_small_tables_indexes_are_built_together_and_a_large_tables_alone():
+    """Each batch of indexes is a pg_restore (in a container an exec): a hundred small tables took a hundred.
+    Now a batch takes tables until they hold MIN_UNIT of data, so a large table's still come alone and idle
+    workers share large tables out."""
+    tables = list(range(100, 106))
+    entries = {t: TocEntry(t, "TABLE", 2, []) for t in tables}
+    entries.update({t + 100: TocEntry(t + 100, "TABLE DATA", 3, [t]) for t in tables})
+    entries.update({t + 200: TocEntry(t + 200, "CONSTRAINT", 4, [t]) for t in tables})
+    entries.update({t + 300: TocEntry(t + 300, "INDEX", 4, [t]) for t in tables})
+    post = ["%d; CONSTRAINT" % (t + 200) for t in tables] + ["%d; INDEX" % (t + 300) for t in tables]
+    small = MIN_UNIT // 8
+    layout = dict(blocks=[[t + 100, 1000 + i * small] for i, t in enumerate(tables)])
+    manifest = dict(layout=layout, uncompressed_size=1000 + 5 * small + 3 * MIN_UNIT)
+    sizes = table_data_sizes(manifest, entries)
+    assert sizes == {100: small, 101: small, 102: small, 103: small, 104: small, 105: 3 * MIN_UNIT}
+    loaded = set(tables) - {104}
+    batch, rest = ready_batch(post, entries, loaded, sizes)
+    assert batch == ["300; CONSTRAINT", "301; CONSTRAINT", "302; CONSTRAINT", "303; CONSTRAINT", "305; CONSTRAINT",
+                     "400; INDEX", "401; INDEX", "402; INDEX", "403; INDEX", "405; INDEX"]
+    assert rest == ["304; CONSTRAINT", "404; INDEX"]  # table 104 is still loading
+    big_first = ["305; CONSTRAINT", "405; INDEX"] + [line for line in post if line[:3] not in ("305", "405")]
+    assert ready_batch(big_first, entries, loaded, sizes)[0] == ["305; CONSTRAINT", "405; INDEX"]
+    assert ready_batch(rest, entries, set(tables), sizes) == (rest, [])
