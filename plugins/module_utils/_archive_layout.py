@@ -100,6 +100,7 @@ class ArchiveLayout:
         self.total = 0  # bytes fed so far
         self.starts = []  # (dump id, offset) of every data block found
         self.entries = []  # the table of contents (TocEntry), once read
+        self.names = {}  # dump id -> (schema, name) as bytes, of each data entry (a table's)
 
     def feed(self, data):
         """Read ``data``, the archive's next bytes; returns the offsets at which data blocks start in the
@@ -184,10 +185,13 @@ class ArchiveLayout:
         had_dumper = reader.int()
         reader.string()  # table oid
         reader.string()  # oid
-        reader.string()  # tag
+        tag = reader.string()
         desc = reader.string()
         section = reader.int()
-        for _field in range(6):  # definition, drop and copy statements, namespace, tablespace, table AM
+        for _field in range(3):  # definition, drop and copy statements
+            reader.string()
+        namespace = reader.string()
+        for _field in range(2):  # tablespace, table AM
             reader.string()
         if self._version >= (1, 16):
             reader.int()  # relkind
@@ -202,6 +206,7 @@ class ArchiveLayout:
         reader.skip(1 + self._off_size)  # the data offset: not set when written to a pipe
         self.entries.append(TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies))
         if had_dumper:
+            self.names[dump_id] = (namespace, tag)
             if desc != b"TABLE DATA":
                 raise _Unknown("the archive holds %s data (only table data is laid out)"
                                % desc.decode("utf-8", "replace"))

@@ -306,10 +306,11 @@ def _table_key(counts, table):
     return table if table in counts or "." in table else "public." + table
 
 
-def grade(runner, database, manifest, report, critical_tables, spot_checks, source, rto_seconds):
-    """The failures of a restored database; fills ``report`` with what was found."""
+def grade(runner, database, manifest, report, critical_tables, spot_checks, source, rto_seconds, restored=None):
+    """The failures of a restored database; fills ``report`` with what was found. ``restored``: its row
+    counts when the restore took them (``_restore.restore_into``), else they are counted here."""
     failures = []
-    restored = row_counts(runner, database)
+    restored = row_counts(runner, database) if restored is None else restored
     expected = manifest.get("row_counts") or {}
     report.update(tables=len(restored), rows=sum(restored.values()), restored_counts=restored,
                   expected_tables=len(expected) if expected else manifest.get("tables"))

@@ -36,11 +36,12 @@ WHERE c.relkind = 'r'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 """
+# (what comes before and after any conditions a caller adds to the user tables': "  AND ...\n")
 EXACT_COUNTS_SQL = ("SELECT format('SELECT json_build_array(%%L, count(*)) FROM %%I.%%I', "
-                    "n.nspname || '.' || c.relname, n.nspname, c.relname) %s ORDER BY 1 \\gexec" % USER_TABLES_SQL)
+                    "n.nspname || '.' || c.relname, n.nspname, c.relname) %s" % USER_TABLES_SQL, "ORDER BY 1 \\gexec")
 ESTIMATED_COUNTS_SQL = ("SELECT json_build_array(n.nspname || '.' || c.relname, "
-                        "CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END) %s ORDER BY n.nspname, c.relname;"
-                        % USER_TABLES_SQL)
+                        "CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END) %s" % USER_TABLES_SQL,
+                        "ORDER BY n.nspname, c.relname;")
 
 
 def postgres_common_argument_spec():
@@ -311,9 +312,21 @@ class PsqlSession:
         """Begin a read-only repeatable-read transaction and export its snapshot for pg_dump."""
         return self.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSELECT pg_export_snapshot();")[0]
 
-    def row_counts(self, mode):
-        """{"schema.table": rows} exactly (in this session's snapshot) or as planner estimates."""
-        sql = EXACT_COUNTS_SQL if mode == "exact" else ESTIMATED_COUNTS_SQL
+    def row_counts(self, mode, tables=None, leaving_out=()):
+        """{"schema.table": rows} exactly (in this session's snapshot) or as planner estimates: of every user
+        table, or of those of ``tables`` ((schema, name) pairs) when given, leaving out the "schema.table"
+        keys of ``leaving_out``."""
+        condition = ""
+        if tables is not None:
+            if not tables:
+                return {}
+            condition += "  AND (n.nspname, c.relname) IN (%s)\n" % ", ".join(
+                "(%s, %s)" % (literal(schema), literal(name)) for schema, name in tables)
+        if leaving_out:
+            condition += "  AND n.nspname || '.' || c.relname NOT IN (%s)\n" % ", ".join(
+                literal(key) for key in leaving_out)
+        before, after = EXACT_COUNTS_SQL if mode == "exact" else ESTIMATED_COUNTS_SQL
+        sql = before + condition + after
         counts = {}
         for line in self.query(sql):
             if line.strip():

@@ -73,8 +73,9 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
     ``SeekableArchive`` and ``_backups.checked_copy``), or made here. The copy is removed afterwards.
     ``check`` (``_backups.DigestCheck``) is the backup's check still running: a framed restore proves the
     table of contents with it and returns only once it has passed; any other waits for it first.
-    Returns how it restored: ``jobs`` (1 for one stream) and, when it could not run in parallel for want of
-    room, a ``warning`` saying so."""
+    Returns how it restored: ``jobs`` (1 for one stream), when it could not run in parallel for want of
+    room a ``warning`` saying so, and from a framed restore the database's ``row_counts`` (those of
+    ``PsqlSession.row_counts("exact")``, taken while it restored: see ``RowCounter``)."""
     fmt = manifest["format"]
     jobs = jobs or default_jobs()
     owner = ["--no-owner", "--no-privileges"] if no_owner else []
@@ -90,7 +91,12 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
         chunks = decompressed_chunks(manifest["compression"], storage.open_chunks(manifest["file"]))
         rc, _out, err = runner.run(argv, input_chunks=chunks)
     elif in_frames:
-        FramedRestore(runner, storage, manifest, restore, jobs, workdir, check).run()
+        counter = RowCounter(runner, database)
+        try:
+            FramedRestore(runner, storage, manifest, restore, jobs, workdir, check, counter).run()
+            how["row_counts"] = counter.finish()
+        finally:
+            counter.close()
         return how
     elif fmt == "custom":
         archive = None
@@ -151,14 +157,17 @@ class FramedRestore:
       own parallel mode does;
     - sequence values and the rest of post-data (foreign keys, privileges, ...) with ``--jobs``.
 
+    Each table's rows are counted (``counter``, a ``RowCounter``) once its data is in, by a worker with
+    nothing else to do or beside the final pass, not after it.
+
     Any step that fails fails the restore (its target is a scratch database the caller drops). With a
     ``check`` (``_backups.DigestCheck``) of the stored file still running, the first frame is proven against
     the manifest before pre-data runs it, and ``run`` returns only once the whole file has passed; a step
     that failed on a damaged file fails with the check's DamagedBackup, which says so."""
 
-    def __init__(self, runner, storage, manifest, restore, jobs, workdir=None, check=None):
+    def __init__(self, runner, storage, manifest, restore, jobs, workdir=None, check=None, counter=None):
         self.runner, self.manifest, self.restore, self.jobs = runner, manifest, restore, jobs
-        self.file_check = check
+        self.file_check, self.counter = check, counter
         self.path = storage.path(manifest["file"])
         self.frames = frame_ranges(manifest)
         self.scratch = RestoreScratch(runner, workdir)
@@ -173,6 +182,8 @@ class FramedRestore:
         self._toc_bytes = b""  # the first frame: header and table of contents (names and definitions, no rows)
         self._order = {}  # dump id -> place in the table of contents
         self._data_sizes = {}  # table dump id -> bytes of its rows in the archive
+        self._names = {}  # data dump id -> (schema, table) whose rows it holds
+        self._uncounted = []  # (schema, table) of the tables whose data is in, not counted yet
 
     def run(self):
         try:
@@ -214,16 +225,22 @@ class FramedRestore:
         if self._failure is not None:
             raise self._failure
         rest = sequence_values + self._post
-        if rest:
-            self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
-                                       self.put_list("rest.list", rest), self.toc])
+        counting = _Background(self._count, self._uncounted)  # the last tables in, beside the final pass
+        try:
+            if rest:
+                self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
+                                           self.put_list("rest.list", rest), self.toc])
+        except BaseException:
+            counting.wait()  # the pass's failure is the one to tell
+            raise
+        counting.join()
 
     def _work(self):
         """A worker: data units while there are any; then, while others still load, what is ready to build."""
         while True:
-            unit = batch = None
+            unit = batch = tables = None
             with self._changed:
-                while unit is None and batch is None:
+                while unit is None and batch is None and tables is None:
                     if self._failure is not None:
                         return
                     if self._units:
@@ -233,14 +250,18 @@ class FramedRestore:
                         return  # nobody loads: what is left goes to the final parallel pass
                     else:
                         batch = self._ready() or None
-                        if batch is None:
+                        if batch is None and self._uncounted:
+                            tables, self._uncounted = self._uncounted, []
+                        elif batch is None:
                             self._changed.wait()
             try:
                 if unit is not None:
                     self._load(unit)
-                else:
+                elif batch is not None:
                     self.check(self.restore + ["--section=post-data", "-L", self.put_list(
                         "post-data-%d.list" % _dump_id(batch[0]), batch), self.toc])
+                else:
+                    self._count(tables)
             except BaseException as exc:  # pylint: disable=broad-except
                 with self._changed:
                     self._failure = self._failure or exc  # raised by run(), in the module's thread
@@ -248,6 +269,8 @@ class FramedRestore:
                 if unit is not None:
                     self._loading -= 1
                     self._loaded.update(self._tables(unit))
+                    self._uncounted.extend(self._names[dump_id] for frame in unit for dump_id in frame["ids"]
+                                           if dump_id in self._names)
                 self._changed.notify_all()
 
     def _load(self, unit):
@@ -271,6 +294,10 @@ class FramedRestore:
         if rc != 0:
             raise CommandError(argv, rc, err)
 
+    def _count(self, tables):
+        if self.counter is not None:
+            self.counter.count(tables)
+
     def _ready(self):
         """The post-data lines now buildable (and no longer in ``_post``): see ``ready_batch``."""
         ready, self._post = ready_batch(self._post, self.entries, self._loaded, self._data_sizes)
@@ -287,6 +314,8 @@ class FramedRestore:
         reader = ArchiveLayout()
         reader.feed(self._toc_bytes)
         self._order = {entry.dump_id: number for number, entry in enumerate(reader.entries)}
+        self._names = {dump_id: name for dump_id, name in (
+            (dump_id, _text_name(pair)) for dump_id, pair in reader.names.items()) if name}
         return {entry.dump_id: entry for entry in reader.entries}
 
     def pieces(self, frame, buffer):
@@ -301,6 +330,77 @@ class FramedRestore:
         rc, _out, err = self.runner.run(argv)
         if rc != 0:
             raise CommandError(argv, rc, err)
+
+
+def _text_name(pair):
+    """(schema, table) of an archive's bytes as text, or None where they are not UTF-8 (such a table is
+    counted with the rest, by ``RowCounter.finish``)."""
+    try:
+        return tuple(part.decode("utf-8") for part in pair)
+    except (AttributeError, UnicodeDecodeError):
+        return None
+
+
+class _Background:
+    """``function(*args)`` in a thread; ``join`` waits for it and raises what it raised."""
+
+    def __init__(self, function, *args):
+        self._failure = None
+        self._thread = threading.Thread(target=self._run, args=(function,) + args, daemon=True)
+        self._thread.start()
+
+    def _run(self, function, *args):
+        try:
+            function(*args)
+        except BaseException as exc:  # pylint: disable=broad-except
+            self._failure = exc  # raised by join(), in the caller's thread
+
+    def wait(self):
+        self._thread.join()
+
+    def join(self):
+        self.wait()
+        if self._failure is not None:
+            raise self._failure
+
+
+class RowCounter:
+    """The exact row counts of a database being restored, table by table as their data is in, on a psql
+    session of its own (opened at the first count) while the restore goes on: counted after it, every
+    table's scan came after the last step (0.28 of 12.4 s of the benchmark's restore into a container).
+    A table counted once its data is in keeps that count: what follows (indexes, constraints, triggers,
+    sequence values) adds no rows. The counts are those of ``PsqlSession.row_counts("exact")`` (the same
+    tables, the same keys); ``finish`` counts the tables not counted yet (those with no data in the
+    archive, or not named in UTF-8)."""
+
+    def __init__(self, runner, database):
+        self.runner, self.database = runner, database
+        self.counts = {}
+        self._session = None
+        self._lock = threading.Lock()  # one query at a time on the session: idle workers may both count
+
+    def count(self, tables):
+        """Count ``tables`` ((schema, table) pairs)."""
+        if tables:
+            with self._lock:
+                self.counts.update(self._open().row_counts("exact", tables=tables))
+
+    def finish(self):
+        """The counts of every user table of the database."""
+        with self._lock:
+            self.counts.update(self._open().row_counts("exact", leaving_out=sorted(self.counts)))
+        return dict(self.counts)
+
+    def _open(self):
+        if self._session is None:
+            self._session = PsqlSession(self.runner, self.database)
+        return self._session
+
+    def close(self):
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
 
 
 # What may be built on tables as soon as their data is in: what depends on nothing restored after them

@@ -404,7 +404,9 @@ class Restore:
             self.result["jobs"] = how["jobs"]
             if how.get("warning"):
                 self.module.warn(how["warning"])
-            counts = admin.row_counts(scratch)
+            counts = how.get("row_counts")
+            if counts is None:
+                counts = admin.row_counts(scratch)
             differences = compare_counts(manifest.get("row_counts") or {}, counts) if manifest.get(
                 "row_counts") else {}
             if differences:

@@ -388,7 +388,7 @@ def _restore_and_grade(module, report, storage, manifest, identity, workdir):
         report["restore_seconds"] = round(time.monotonic() - started, 3)
         compare = source_counts(p["compare_source"]) if p["compare_source"] else None
         report["failures"] += grade(runner, database, manifest, report, p["critical_tables"], p["spot_checks"],
-                                    compare, p["rto_seconds"])
+                                    compare, p["rto_seconds"], how.get("row_counts"))
     finally:
         if seekable is not None:
             seekable.remove()

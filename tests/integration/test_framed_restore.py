@@ -356,3 +356,59 @@ def test_a_container_is_asked_once_for_a_program_it_has(container_pg):
     assert runner.has_program("psql") and runner.has_program("psql") and runner.has_program("pg_restore")
     assert not runner.has_program("no-such-program") and not runner.has_program("no-such-program")
     assert [argv[-1] for argv in execs] == ["psql", "pg_restore", "no-such-program", "no-such-program"]
+
+
+ODD_NAMES = '''
+CREATE SCHEMA "Odd ""schema""";
+CREATE TABLE "Odd ""schema"""."it's a table" (id int PRIMARY KEY, v text);
+INSERT INTO "Odd ""schema"""."it's a table" SELECT i, repeat('x', 100) FROM generate_series(1, 3000) i;
+CREATE TABLE "Café" (id int);
+INSERT INTO "Café" SELECT generate_series(1, 5);
+CREATE TABLE nothing_in_it (id int);
+'''
+
+
+def test_a_framed_restore_counts_each_tables_rows_as_it_is_in_and_returns_them_all(host_pg, tmp_path):
+    """The rows of each table are counted once its data is in (by an idle job, or beside the final pass), not
+    after the restore: what restore_into returns are the counts of every table pg_restore compares with the
+    manifest, names that need quoting and tables with no rows included."""
+    from ansible_collections.stackops.runbook.plugins.module_utils._restore import restore_into
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
+    from ansible_collections.stackops.runbook.plugins.module_utils._storage import LocalStorage
+
+    make_shop(host_pg, tmp_path)
+    script = tmp_path / "odd.sql"
+    script.write_text(ODD_NAMES)
+    host_pg.psql_file("shop", str(script))
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=dest))
+    assert not made.get("failed"), made.get("msg")
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_counted")
+    host_pg.psql("postgres", "CREATE DATABASE shop_counted")
+    how = restore_into(LocalRunner(env=host_pg.env()), LocalStorage(dest), made["manifest"], "shop_counted", jobs=2)
+    assert how["jobs"] == 2
+    assert how["row_counts"] == exact_counts(host_pg.psql, "shop_counted") == made["manifest"]["row_counts"]
+    assert how["row_counts"]['Odd "schema".it\'s a table'] == 3000 and how["row_counts"]["public.nothing_in_it"] == 0
+    assert how["row_counts"]["public.Café"] == 5
+
+
+def test_a_row_counter_counts_the_tables_it_is_given_then_every_other_one(host_pg, tmp_path):
+    from ansible_collections.stackops.runbook.plugins.module_utils._restore import RowCounter
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
+
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS counted")
+    host_pg.psql("postgres", "CREATE DATABASE counted")
+    script = tmp_path / "odd.sql"
+    script.write_text(ODD_NAMES)
+    host_pg.psql_file("counted", str(script))
+    counter = RowCounter(LocalRunner(env=host_pg.env()), "counted")
+    try:
+        counter.count([])
+        assert counter.counts == {}
+        counter.count([('Odd "schema"', "it's a table"), ("public", "no_such_table")])
+        assert counter.counts == {'Odd "schema".it\'s a table': 3000}
+        host_pg.psql("counted", "INSERT INTO \"Odd \"\"schema\"\"\".\"it's a table\" VALUES (0, 'counted already')")
+        # the tables counted keep their counts (their rows are in when they are counted); the rest are counted now
+        assert counter.finish() == {'Odd "schema".it\'s a table': 3000, "public.Café": 5, "public.nothing_in_it": 0}
+    finally:
+        counter.close()

@@ -98,6 +98,8 @@ def test_the_layout_is_found_however_the_stream_is_cut(how, version):
     assert found == [start for _id, start in blocks]
     assert [e.desc for e in layout.entries] == ["TABLE"] * 5 + ["TABLE DATA"] * 5
     assert layout.entries[5] == TocEntry(256, "TABLE DATA", 3, [100])
+    # the schema and name of each table whose rows a data block holds (a restore counts them as they are in)
+    assert layout.names == {256 + n: (b"public", b"t%d" % (256 + n)) for n in range(5)}
 
 
 @pytest.mark.parametrize("data, reason", [
