@@ -93,7 +93,7 @@ def restore_into(runner, storage, manifest, database, jobs=None, no_owner=False,
     elif in_frames:
         counter = RowCounter(runner, database)
         try:
-            FramedRestore(runner, storage, manifest, restore, jobs, workdir, check, counter).run()
+            FramedRestore(runner, storage, manifest, restore, jobs, counter, workdir, check).run()
             how["row_counts"] = counter.finish()
         finally:
             counter.close()
@@ -165,7 +165,7 @@ class FramedRestore:
     the manifest before pre-data runs it, and ``run`` returns only once the whole file has passed; a step
     that failed on a damaged file fails with the check's DamagedBackup, which says so."""
 
-    def __init__(self, runner, storage, manifest, restore, jobs, workdir=None, check=None, counter=None):
+    def __init__(self, runner, storage, manifest, restore, jobs, counter, workdir=None, check=None):
         self.runner, self.manifest, self.restore, self.jobs = runner, manifest, restore, jobs
         self.file_check, self.counter = check, counter
         self.path = storage.path(manifest["file"])
@@ -225,7 +225,7 @@ class FramedRestore:
         if self._failure is not None:
             raise self._failure
         rest = sequence_values + self._post
-        counting = _Background(self._count, self._uncounted)  # the last tables in, beside the final pass
+        counting = _Background(self.counter.count, self._uncounted)  # the last tables in, beside the final pass
         try:
             if rest:
                 self.check(self.restore + ["--section=data", "--section=post-data", "--jobs=%d" % self.jobs, "-L",
@@ -261,7 +261,7 @@ class FramedRestore:
                     self.check(self.restore + ["--section=post-data", "-L", self.put_list(
                         "post-data-%d.list" % _dump_id(batch[0]), batch), self.toc])
                 else:
-                    self._count(tables)
+                    self.counter.count(tables)
             except BaseException as exc:  # pylint: disable=broad-except
                 with self._changed:
                     self._failure = self._failure or exc  # raised by run(), in the module's thread
@@ -294,10 +294,6 @@ class FramedRestore:
         if rc != 0:
             raise CommandError(argv, rc, err)
 
-    def _count(self, tables):
-        if self.counter is not None:
-            self.counter.count(tables)
-
     def _ready(self):
         """The post-data lines now buildable (and no longer in ``_post``): see ``ready_batch``."""
         ready, self._post = ready_batch(self._post, self.entries, self._loaded, self._data_sizes)
@@ -314,8 +310,8 @@ class FramedRestore:
         reader = ArchiveLayout()
         reader.feed(self._toc_bytes)
         self._order = {entry.dump_id: number for number, entry in enumerate(reader.entries)}
-        self._names = {dump_id: name for dump_id, name in (
-            (dump_id, _text_name(pair)) for dump_id, pair in reader.names.items()) if name}
+        names = ((dump_id, _text_name(pair)) for dump_id, pair in reader.names.items())
+        self._names = {dump_id: name for dump_id, name in names if name}
         return {entry.dump_id: entry for entry in reader.entries}
 
     def pieces(self, frame, buffer):
