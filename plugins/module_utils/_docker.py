@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
-import fcntl
 import os
 import re
 import signal
@@ -29,8 +28,8 @@ from ansible_collections.stackops.runbook.plugins.module_utils._errors import Ru
 from ansible_collections.stackops.runbook.plugins.module_utils._runner import (
     BoundedBuffer,
     LineReader,
+    PipeWriter,
     run_fed,
-    widen_pipe,
 )
 
 STDOUT, STDERR = 1, 2
@@ -424,7 +423,7 @@ class PipeFeed:
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
         try:
-            self._fd = self._open()
+            self._pipe = self._open()
         except BaseException:
             self._exec.kill()
             raise
@@ -435,7 +434,7 @@ class PipeFeed:
         self.accepting = False
 
     def _open(self):
-        """The pipe's write end, once the shell in the container opened its read end (or None: it never did)."""
+        """A PipeWriter to the pipe, once the shell in the container opened its read end (or None: it never did)."""
         deadline = time.monotonic() + PIPE_OPEN_SECONDS
         while self.accepting and time.monotonic() < deadline:
             try:
@@ -450,28 +449,24 @@ class PipeFeed:
                 os.close(fd)
                 raise ContainerError("%s/%s in container %s is not the pipe this run made" % (
                     self._pipes.directory, self._name, self._pipes.runner.container))
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            widen_pipe(fd)
-            return fd
+            return PipeWriter(fd)
         self.accepting = False
         return None
 
     def write(self, data):
-        if not self.accepting or self._fd is None:
+        if not self.accepting or self._pipe is None:
             return
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view):]
+            self._pipe.write(data)
         except OSError:  # EPIPE: the program stopped reading; its exit code says why
             self.accepting = False
 
     def finish(self):
-        if self._fd is None:
+        if self._pipe is None:
             self._exec.kill()  # it never got its pipe (and may wait for it)
         else:
-            os.close(self._fd)  # end of input
-            self._fd = None
+            os.close(self._pipe.fd)  # end of input
+            self._pipe = None
         self._reader.join()
         rc, err = self._exec.finish()
         with contextlib.suppress(OSError):

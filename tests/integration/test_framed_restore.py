@@ -267,7 +267,7 @@ def test_named_pipes_into_a_container_carry_the_bytes_and_follow_no_link_planted
     try:
         chunks = [os.urandom(1024 * 1024) for _chunk in range(3)]
         feed = pipes.feed(["sh", "-c", 'stat -c %U "$0/stdin-1"; wc -c', directory])
-        assert fcntl.fcntl(feed._fd, fcntl.F_GETPIPE_SZ) == 2 ** 20  # both sides wake a sixteenth as often
+        assert fcntl.fcntl(feed._pipe.fd, fcntl.F_GETPIPE_SZ) == 2 ** 20  # both sides wake a sixteenth as often
         rc, out, err = run_fed(feed, chunks)
         assert (rc, out.decode().split()) == (0, ["postgres", str(3 * 2 ** 20)]), err
         # a program that stops reading: the writes end, its exit code says so
