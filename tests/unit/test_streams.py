@@ -54,7 +54,7 @@ print(digest.hexdigest())
 def test_a_program_read_a_page_at_a_time_wakes_its_feeder_a_batch_at_a_time():
     """A writer blocked on a full pipe woke each time pg_restore took a page (155,000 times, a CPU-second, for a
     gigabyte restored into a container); ours waits for half the pipe to drain. The bytes arrive whole, in order."""
-    data = os.urandom(1024 * 1024) * 32
+    data = os.urandom(32 * 1024 * 1024)
     feed = LocalFeed([sys.executable, "-c", PAGE_READER], dict(os.environ))
     before = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
     for start in range(0, len(data), 1024 * 1024):
