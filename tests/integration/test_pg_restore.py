@@ -4,6 +4,7 @@ right confirm, with live sessions, or on a checksum mismatch, each leaving the t
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -195,6 +196,54 @@ def test_a_directory_backup_is_restored_inside_a_container_as_its_container_user
                                            database="app", target_database="app_as_postgres", jobs=2))
     assert not result.get("failed"), result.get("msg")
     assert exact_counts(container_pg.psql, "app_as_postgres") == made["manifest"]["row_counts"]
+
+
+def archive_copies_by_the_engine(container, since):
+    """The docker engine's archive API calls (``put_archive``) into ``container`` since ``since``."""
+    return subprocess.run(["docker", "events", "--since", "%.3f" % since, "--until", "%.3f" % time.time(),
+                           "--filter", "container=%s" % container, "--filter", "event=extract-to-dir",
+                           "--format", "{{.Action}}"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_directory_backup_goes_into_a_container_by_the_kernel_not_the_engine_and_nothing_stays(
+        container_pg, tmp_path):
+    """Where this host reaches the container's filesystem, a directory backup's files are copied straight into
+    the restore's scratch directory, owned by the container's user, not sent to the engine as a tar; the
+    directory is gone afterwards. Where it does not, the engine's archive API still carries them."""
+    import docker
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._docker import ContainerRunner
+    from ansible_collections.stackops.runbook.plugins.module_utils._restore import RestoreScratch
+
+    dest = str(tmp_path / "backups")
+    made = run_module("pg_backup", dict(container=container_pg.name, database="app", dest=dest, format="directory",
+                                        compression="none"))
+    assert not made.get("failed"), made.get("msg")
+    before = subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True,
+                            text=True, check=True).stdout
+    container_pg.psql("postgres", "DROP DATABASE IF EXISTS app_by_kernel")
+    since = time.time()
+    result = run_module("pg_restore", dict(container=container_pg.name, container_user="postgres", path=dest,
+                                           database="app", target_database="app_by_kernel", jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert exact_counts(container_pg.psql, "app_by_kernel") == made["manifest"]["row_counts"]
+    assert archive_copies_by_the_engine(container_pg.name, since) == []
+    assert subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
+                          check=True).stdout == before
+
+    runner = ContainerRunner(docker.from_env(), container_pg.name, user="postgres")
+    scratch = RestoreScratch(runner)
+    scratch.pipes = None  # as from a remote engine, or from this module in a container
+    since = time.time()
+    try:
+        inside = scratch.put_directory(made["path"])
+        rc, out, err = runner.run(["pg_restore", "--list", inside])
+        assert rc == 0 and b"TABLE DATA public audit_log" in out, err
+    finally:
+        scratch.remove()
+    assert archive_copies_by_the_engine(container_pg.name, since) == ["extract-to-dir"]
+    assert subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
+                          check=True).stdout == before
 
 
 def test_an_existing_target_without_confirm_is_refused_before_the_backup_is_read(host_pg, backup):
