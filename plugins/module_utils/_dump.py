@@ -10,6 +10,7 @@ container), and the verification that reads any stored backup back against its m
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import shutil
@@ -263,11 +264,13 @@ def verify_backup(storage, manifest, runner=None, copy=None, whole=True):
     cost time (a second of every ten on the benchmark). Raises DumpError naming what is wrong."""
     location = storage.location(manifest["file"])
     if manifest["format"] == "directory":
+        items = manifest.get("files", [])
+        # hashlib and reads let go of the GIL: the files are read side by side (the 1 GB benchmark archive's
+        # three in 0.55 s instead of 0.8-1.2, before each restore of it), and told in the manifest's order
+        with concurrent.futures.ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1, len(items)))) as pool:
+            digests = list(pool.map(lambda item: _file_digest(storage, manifest["file"], item), items))
         files = []
-        for item in manifest.get("files", []):
-            digest = StreamDigest()
-            for _chunk in digest.over(storage.open_chunks("%s/%s" % (manifest["file"], item["path"]))):
-                pass
+        for item, digest in zip(items, digests):
             size, sha256 = digest.found()
             files.append(dict(path=item["path"], size=size, sha256=sha256))
             problem = digest.mismatch("%s/%s" % (location, item["path"]), item)
@@ -296,6 +299,14 @@ def verify_backup(storage, manifest, runner=None, copy=None, whole=True):
     if not whole and manifest.get("layout"):
         found["method"] = found["method"].replace("decompress", "decompress-of-the-table-of-contents")
     return found
+
+
+def _file_digest(storage, directory, item):
+    """The StreamDigest of one file of a directory backup, read whole."""
+    digest = StreamDigest()
+    for _chunk in digest.over(storage.open_chunks("%s/%s" % (directory, item["path"]))):
+        pass
+    return digest
 
 
 class DumpWriter(BackupWriter):

@@ -50,3 +50,36 @@ def test_a_complete_plain_dump_is_written_hashed_and_verifiable(tmp_path):
         fh.truncate(size - 3)
     with pytest.raises(_dump.DumpError, match="ok.partial is damaged: verification failed: the zstd stream is truncated"):
         _dump.verify_backup(storage, manifest)
+
+
+def test_a_directory_backups_files_are_read_side_by_side_and_told_in_the_manifests_order(tmp_path):
+    """Each file's sha256 is taken in a thread of its own (two files read one after the other never meet at the
+    barrier); what is wrong is told for the first damaged file the manifest lists, whichever was read first."""
+    import threading
+
+    from ansible_collections.stackops.runbook.plugins.module_utils._storage import StreamDigest, tree_digest
+
+    os.mkdir(tmp_path / "app.dir")
+    files = []
+    for name, data in (("toc.dat", b"toc" * 1000), ("3001.dat", os.urandom(1 << 20)), ("3002.dat", b"rows\n" * 9)):
+        (tmp_path / "app.dir" / name).write_bytes(data)
+        digest = StreamDigest()
+        list(digest.over([data]))
+        size, sha256 = digest.found()
+        files.append(dict(path=name, size=size, sha256=sha256))
+    manifest = dict(file="app.dir", format="directory", compression="none", files=files, sha256=tree_digest(files))
+    meeting = threading.Barrier(2, timeout=10)
+
+    class MeetingStorage(LocalStorage):
+        def open_chunks(self, file_name):
+            if not file_name.endswith("toc.dat"):
+                meeting.wait()  # the two data files are being read at once, or this raises BrokenBarrierError
+            return super().open_chunks(file_name)
+
+    storage = MeetingStorage(str(tmp_path))
+    assert _dump.verify_backup(storage, manifest) == dict(method="sha256 of every file")
+    (tmp_path / "app.dir" / "3002.dat").write_bytes(b"rows\n" * 8)
+    (tmp_path / "app.dir" / "3001.dat").write_bytes(b"")
+    meeting.reset()
+    with pytest.raises(_dump.DumpError, match=r"app.dir/3001.dat is damaged: 0 bytes"):
+        _dump.verify_backup(storage, manifest)
