@@ -339,6 +339,12 @@ def inside_container(name):
     return check
 
 
+def container_tmp(pg):
+    """What is in the /tmp of the test's container ``pg``."""
+    return subprocess.run(["docker", "exec", pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
 DRILL_LABEL = "io.stackops.runbook.drill"
 
 

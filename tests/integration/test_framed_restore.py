@@ -15,7 +15,7 @@ import pytest
 import zstandard
 from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout import ArchiveLayout
 from ansible_collections.stackops.runbook.plugins.module_utils._restore import section_lines
-from conftest import exact_counts, inside_container, pids_of, run_module
+from conftest import container_tmp, exact_counts, inside_container, pids_of, run_module
 
 SCHEMA = """
 CREATE TABLE customers (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, note text);
@@ -203,11 +203,6 @@ def test_a_file_damaged_where_the_restore_reads_it_fails_it_with_nothing_changed
                         ) == "shop_target"
     assert os.listdir(scratch) == []
     assert subprocess.run(["pgrep", "-f", "pg_restore.*shop_target"], capture_output=True, check=False).returncode == 1
-
-
-def container_tmp(pg):
-    return subprocess.run(["docker", "exec", pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
-                          check=True).stdout.split()
 
 
 def test_a_framed_backup_restores_in_parallel_into_a_container_through_named_pipes(container_pg, tmp_path):

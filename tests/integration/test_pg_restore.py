@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import TableLock, exact_counts, run_module
+from conftest import TableLock, container_tmp, exact_counts, run_module
 
 
 @pytest.fixture
@@ -219,8 +219,7 @@ def test_a_directory_backup_goes_into_a_container_by_the_kernel_not_the_engine_a
     made = run_module("pg_backup", dict(container=container_pg.name, database="app", dest=dest, format="directory",
                                         compression="none"))
     assert not made.get("failed"), made.get("msg")
-    before = subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True,
-                            text=True, check=True).stdout
+    before = container_tmp(container_pg)
     container_pg.psql("postgres", "DROP DATABASE IF EXISTS app_by_kernel")
     since = time.time()
     result = run_module("pg_restore", dict(container=container_pg.name, container_user="postgres", path=dest,
@@ -228,8 +227,7 @@ def test_a_directory_backup_goes_into_a_container_by_the_kernel_not_the_engine_a
     assert not result.get("failed"), result.get("msg")
     assert exact_counts(container_pg.psql, "app_by_kernel") == made["manifest"]["row_counts"]
     assert archive_copies_by_the_engine(container_pg.name, since) == []
-    assert subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
-                          check=True).stdout == before
+    assert container_tmp(container_pg) == before
 
     runner = ContainerRunner(docker.from_env(), container_pg.name, user="postgres")
     scratch = RestoreScratch(runner)
@@ -242,8 +240,7 @@ def test_a_directory_backup_goes_into_a_container_by_the_kernel_not_the_engine_a
     finally:
         scratch.remove()
     assert archive_copies_by_the_engine(container_pg.name, since) == ["extract-to-dir"]
-    assert subprocess.run(["docker", "exec", container_pg.name, "ls", "-A", "/tmp"], capture_output=True, text=True,
-                          check=True).stdout == before
+    assert container_tmp(container_pg) == before
 
 
 def test_an_existing_target_without_confirm_is_refused_before_the_backup_is_read(host_pg, backup):
