@@ -43,6 +43,9 @@ options:
     description:
       - Directory of the PostgreSQL client programs on the host (for example the output of C(pg_config --bindir)).
       - Default is to look them up in E(PATH). Not used with O(container).
+      - Where those in E(PATH) are Debian's and Ubuntu's C(pg_wrapper) and a host is given (O(login_host) or
+        O(login_unix_socket)), the program it would pick (the newest installed version that has it) is started
+        directly, without the wrapper.
     type: path
 requirements:
   - The PostgreSQL client programs (psql, pg_dump, pg_restore) on the host, or inside O(container).

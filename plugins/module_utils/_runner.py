@@ -16,7 +16,9 @@ from __future__ import annotations
 import array
 import fcntl
 import os
+import re
 import select
+import shutil
 import subprocess
 import termios
 import threading
@@ -33,6 +35,12 @@ DEFAULT_PIPE_SIZE = 64 * 1024
 # reader that takes 100 MB/s empties a 1 MiB pipe in 10 ms)
 PAUSE_FIRST, PAUSE_MIN, PAUSE_MAX = 0.001, 0.0001, 0.01
 STDERR_LIMIT = 64 * 1024
+# Debian's and Ubuntu's psql, pg_dump and pg_restore in PATH are links to pg_wrapper, a Perl script that picks a
+# PostgreSQL version and then runs PG_BINROOT/VERSION/bin/PROGRAM: 30-100 ms of CPU before each program starts,
+# and a restore starts eight (see pg_wrapper_pick).
+PG_WRAPPER = "pg_wrapper"
+PG_BINROOT = "/usr/lib/postgresql"
+PG_SYSCONFDIR = "/etc/postgresql-common"  # pg_wrapper's default PGSYSCONFDIR (pg_service.conf, psqlrc)
 
 
 class CommandError(RunbookError):
@@ -224,6 +232,29 @@ class LocalSession:
         return rc, self._stderr.text()
 
 
+def pg_wrapper_pick(name, env, binroot=None):
+    """The program Debian's pg_wrapper runs for ``name`` in ``env``, or None where its pick depends on more
+    than the versions installed. With PGHOST set (a host or socket directory given) it ignores the local
+    clusters, PGCLUSTER and ~/.postgresqlrc and takes the newest version that has the program (pg_wrapper(1));
+    without PGHOST, or for a psql older than 13 (which it runs with libreadline preloaded), it is left to
+    pg_wrapper."""
+    if "PGHOST" not in env:
+        return None
+    binroot = binroot or PG_BINROOT
+    try:
+        entries = os.listdir(binroot)
+    except OSError:
+        return None
+    versions = [(float(entry), entry) for entry in entries if re.fullmatch(r"\d+\.?\d+", entry)
+                and os.access(os.path.join(binroot, entry, "bin", name), os.X_OK)]
+    if not versions:
+        return None
+    number, newest = max(versions)
+    if name == "psql" and number < 13:
+        return None
+    return os.path.join(binroot, newest, "bin", name)
+
+
 class LocalRunner:
     """Runs the client programs on this host."""
 
@@ -234,11 +265,26 @@ class LocalRunner:
         self.env.update(env or {})
         self.bin_dir = bin_dir
         self.pass_fds = tuple(pass_fds)  # the passfile's descriptor: children read it as /dev/fd/N
+        self._programs = {}  # name -> (path, env) to start it with, past pg_wrapper (see _start)
 
-    def _argv(self, argv):
-        if self.bin_dir and not os.path.isabs(argv[0]):
-            return [os.path.join(self.bin_dir, argv[0])] + list(argv[1:])
-        return list(argv)
+    def _start(self, argv):
+        """(argv, env) to start ``argv`` with: the program from bin_dir when set; else as PATH finds it, but where
+        that is Debian's pg_wrapper and its pick is known, the program it would run, started directly (with the
+        PGSYSCONFDIR it would set), so each start costs no Perl."""
+        name = argv[0]
+        if os.path.isabs(name):
+            return list(argv), self.env
+        if self.bin_dir:
+            return [os.path.join(self.bin_dir, name)] + list(argv[1:]), self.env
+        if name not in self._programs:
+            found = shutil.which(name, path=self.env.get("PATH", os.defpath))
+            picked = None
+            if found and os.path.basename(os.path.realpath(found)) == PG_WRAPPER:
+                picked = pg_wrapper_pick(name, self.env)
+            self._programs[name] = (picked, dict(self.env, PGSYSCONFDIR=self.env.get("PGSYSCONFDIR", PG_SYSCONFDIR))
+                                    ) if picked else (name, self.env)
+        program, env = self._programs[name]
+        return [program] + list(argv[1:]), env
 
     def has_program(self, name):
         if self.bin_dir:
@@ -247,13 +293,13 @@ class LocalRunner:
                    for d in self.env.get("PATH", os.defpath).split(os.pathsep))
 
     def stream(self, argv):
-        return LocalStream(self._argv(argv), self.env, self.pass_fds)
+        return LocalStream(*self._start(argv), pass_fds=self.pass_fds)
 
     def session(self, argv):
-        return LocalSession(self._argv(argv), self.env, self.pass_fds)
+        return LocalSession(*self._start(argv), pass_fds=self.pass_fds)
 
     def feed(self, argv):
-        return LocalFeed(self._argv(argv), self.env, self.pass_fds)
+        return LocalFeed(*self._start(argv), pass_fds=self.pass_fds)
 
     def run(self, argv, input_chunks=None):
         return run_fed(self.feed(argv), input_chunks)

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -335,6 +336,23 @@ def test_a_psql_session_costs_one_exec_and_a_missing_psql_is_named(container_pg,
         bare.remove(force=True)
     with pytest.raises(PostgresError, match="psql is not available on this host; install the PostgreSQL"):
         PsqlSession(LocalRunner(bin_dir=str(tmp_path)), "postgres")
+
+
+@pytest.mark.skipif(os.path.basename(os.path.realpath(shutil.which("psql") or "")) != "pg_wrapper",
+                    reason="psql in PATH is not Debian's pg_wrapper here")
+def test_on_debian_a_client_program_starts_as_itself_not_through_pg_wrapper(host_pg):
+    """Debian's psql and pg_restore in PATH are pg_wrapper, a Perl script (30-100 ms of CPU before each of the
+    eight programs a restore starts); with a host given its pick is known, and that program is started."""
+    from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession
+    from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
+
+    newest = max((entry for entry in os.listdir("/usr/lib/postgresql") if entry.replace(".", "").isdigit()
+                  and os.access("/usr/lib/postgresql/%s/bin/psql" % entry, os.X_OK)), key=float)
+    session = PsqlSession(LocalRunner(env=host_pg.env()), "postgres")
+    started = os.readlink("/proc/%d/exe" % session.proc.proc.pid)  # pg_wrapper would still be perl now
+    assert session.scalar("SELECT 41 + 1;") == "42"
+    session.close()
+    assert started == os.path.realpath("/usr/lib/postgresql/%s/bin/psql" % newest)
 
 
 def test_a_container_is_asked_once_for_a_program_it_has(container_pg):
