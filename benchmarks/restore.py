@@ -19,8 +19,12 @@ host) of:
 Targets: (d) within 1.15x of (b); (g) within 1.15x of (e); peak RSS under 100 MB for every module; the drill's
 overhead beyond its own restore under 5 seconds.
 
-The disk of a shared VM makes single runs vary by a quarter: --repeat N runs each case N times (into a fresh
-database each time) and keeps the fastest.
+The disk and CPUs of a shared VM make single runs vary by a quarter: --repeat N runs each case N times (into a
+fresh database each time), in rounds (every host case, then every container case, N times). Each case's fastest
+run is compared with its floor's fastest ("fastest"), and each run with its floor's run of the same round, the
+median of those ratios taken ("paired": a slow spell of the machine slows a round's floor and its cases alike,
+where the fastest of each may come from different spells). Both are printed, with the CPU-seconds the whole
+machine spent on each case (median), every process counted (the server, dockerd, the programs in a container).
 
 Usage: python benchmarks/restore.py [--repeat N]
 """
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +41,8 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _benchdb import DATABASE, ROOT, BenchCluster, measure, module_argv, size_of  # noqa: E402
+from _benchdb import DATABASE, ROOT, BenchCluster, busy_seconds, module_argv, size_of  # noqa: E402
+from _benchdb import measure as measure_once  # noqa: E402
 
 
 def local_postgres_image():
@@ -86,13 +92,28 @@ def main():
     module_env = dict(env, PYTHONPATH=os.path.join(ROOT, ".build", "collections"), TMPDIR=work)
     conn = dict(login_host="127.0.0.1", login_port=cluster.port, login_user="postgres")
     restore_module = os.path.join(modules, "pg_restore.py")
-    rows = {}
+    rows = {}  # case -> [label, floor, [(seconds, peak RSS, machine CPU-seconds) of each run]]
+    spent = []  # machine CPU-seconds of the last measure
+
+    def measure(argv, **kwargs):
+        """_benchdb.measure, with the machine's CPU-seconds meanwhile kept in ``spent``."""
+        before = busy_seconds()
+        seconds, rss, out = measure_once(argv, **kwargs)
+        spent[:] = [busy_seconds() - before]
+        return seconds, rss, out
 
     def row(key, label, seconds, rss, floor):
-        if key in rows and rows[key][1] <= seconds:
-            return
-        rows[key] = (label, seconds, rss, floor)
-        print("  (%s) %s: %.1fs, %.0f MB" % (key, label, seconds, rss), flush=True)
+        rows.setdefault(key, [label, floor, []])[0] = label
+        rows[key][2].append((seconds, rss, spent[0]))
+        print("  (%s) %s: %.1fs, %.0f MB, %.1f CPU-s" % (key, label, seconds, rss, spent[0]), flush=True)
+
+    def fastest(key):
+        return min(run[0] for run in rows[key][2])
+
+    def paired(key):
+        """The median of this case's runs each divided by its floor's run of the same round."""
+        floor = rows[rows[key][1]][2]
+        return statistics.median(run[0] / base[0] for run, base in zip(rows[key][2], floor))
 
     def module(path, args):
         seconds, rss, out = measure(module_argv(path, args), env=module_env)
@@ -133,7 +154,7 @@ def main():
             fresh("r_a")
             runbook = "set -o pipefail; gunzip -c %s | psql -X -q -v ON_ERROR_STOP=1 -d r_a" % plain
             seconds, rss, _out = measure(runbook, env=env, shell=True)
-            row("a", "runbook: gunzip -c | psql", seconds, rss, "b")
+            row("a", "runbook: gunzip -c piped to psql", seconds, rss, "b")
             drop("r_a")
             fresh("r_b")
             seconds, rss, _out = measure(["pg_restore", "--exit-on-error", "-j", "2", "-d", "r_b", directory["path"]],
@@ -189,18 +210,20 @@ def main():
             seconds, rss, None)
 
         print()
-        print("| case | seconds | peak RSS MB | vs floor |")
-        print("|---|---:|---:|---:|")
-        for key, (label, seconds, rss, floor) in rows.items():
-            ratio = "%.2fx (%s)" % (seconds / rows[floor][1], floor) if floor else "-"
-            print("| (%s) %s | %.1f | %.0f | %s |" % (key, label, seconds, rss, ratio))
+        print("| case | fastest s | median s | machine CPU-s | peak RSS MB | vs floor: fastest | paired |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for key, (label, floor, runs) in rows.items():
+            ratios = ("%.2fx (%s) | %.2fx" % (fastest(key) / fastest(floor), floor, paired(key))) if floor else "- | -"
+            print("| (%s) %s | %.1f | %.1f | %.1f | %.0f | %s |" % (
+                key, label, fastest(key), statistics.median(run[0] for run in runs),
+                statistics.median(run[2] for run in runs), max(run[1] for run in runs), ratios))
         print()
-        modules_rss = max(rows[k][2] for k in "cdfgh")
-        print("(d) is %.2fx the floor (b) (target <= 1.15); (g) is %.2fx (e) (target <= 1.15); (c) %.2fx (b); "
-              "the drill's overhead beyond its restore %.1fs (target < 5s); the largest module run peaked at %.0f MB "
-              "(target < 100); the runbook (a) takes %.1fx as long as (d)"
-              % (rows["d"][1] / rows["b"][1], rows["g"][1] / rows["e"][1], rows["c"][1] / rows["b"][1], overhead,
-                 modules_rss, rows["a"][1] / rows["d"][1]))
+        modules_rss = max(run[1] for k in "cdfgh" for run in rows[k][2])
+        print("(d) is %.2fx the floor (b), paired %.2fx (target <= 1.15); (g) is %.2fx (e), paired %.2fx (target "
+              "<= 1.15); (c) %.2fx (b); the drill's overhead beyond its restore %.1fs (target < 5s); the largest "
+              "module run peaked at %.0f MB (target < 100); the runbook (a) takes %.1fx as long as (d)"
+              % (fastest("d") / fastest("b"), paired("d"), fastest("g") / fastest("e"), paired("g"),
+                 fastest("c") / fastest("b"), overhead, modules_rss, fastest("a") / fastest("d")))
     finally:
         if container is not None:
             container.remove()
