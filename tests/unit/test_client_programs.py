@@ -37,8 +37,8 @@ def test_without_a_host_or_for_an_old_psql_the_pick_is_left_to_pg_wrapper(tmp_pa
     root = binroot(tmp_path, {"12": ["pg_restore", "psql"]})
     assert pg_wrapper_pick("pg_restore", {"PGPORT": "5433"}, root) is None  # a local cluster may decide
     assert pg_wrapper_pick("psql", {"PGHOST": "db.example"}, root) is None  # runs with readline preloaded
-    assert pg_wrapper_pick("pg_restore", {"PGHOST": "db.example"}, root) == os.path.join(root, "12", "bin",
-                                                                                            "pg_restore")
+    old = os.path.join(root, "12", "bin", "pg_restore")
+    assert pg_wrapper_pick("pg_restore", {"PGHOST": "db.example"}, root) == old
     assert pg_wrapper_pick("pg_restore", {"PGHOST": "db.example"}, str(tmp_path / "none")) is None
 
 
