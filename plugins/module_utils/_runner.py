@@ -37,7 +37,7 @@ PAUSE_FIRST, PAUSE_MIN, PAUSE_MAX = 0.001, 0.0001, 0.01
 STDERR_LIMIT = 64 * 1024
 # Debian's and Ubuntu's psql, pg_dump and pg_restore in PATH are links to pg_wrapper, a Perl script that picks a
 # PostgreSQL version and then runs PG_BINROOT/VERSION/bin/PROGRAM: 30-100 ms of CPU before each program starts,
-# and a restore starts eight (see pg_wrapper_pick).
+# and a restore of the benchmark database starts nine (see pg_wrapper_pick).
 PG_WRAPPER = "pg_wrapper"
 PG_BINROOT = "/usr/lib/postgresql"
 PG_SYSCONFDIR = "/etc/postgresql-common"  # pg_wrapper's default PGSYSCONFDIR (pg_service.conf, psqlrc)

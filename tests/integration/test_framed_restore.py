@@ -342,7 +342,8 @@ def test_a_psql_session_costs_one_exec_and_a_missing_psql_is_named(container_pg,
                     reason="psql in PATH is not Debian's pg_wrapper here")
 def test_on_debian_a_client_program_starts_as_itself_not_through_pg_wrapper(host_pg):
     """Debian's psql and pg_restore in PATH are pg_wrapper, a Perl script (30-100 ms of CPU before each of the
-    eight programs a restore starts); with a host given its pick is known, and that program is started."""
+    nine programs a restore of the benchmark database starts); with a host given its pick is known, and that
+    program is started."""
     from ansible_collections.stackops.runbook.plugins.module_utils._postgres import PsqlSession
     from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner
 
