@@ -265,7 +265,7 @@ class LocalRunner:
         self.env.update(env or {})
         self.bin_dir = bin_dir
         self.pass_fds = tuple(pass_fds)  # the passfile's descriptor: children read it as /dev/fd/N
-        self._programs = {}  # name -> (path, env) to start it with, past pg_wrapper (see _start)
+        self._picks = {}  # name -> the program pg_wrapper would run for it, or None (see _start)
 
     def _start(self, argv):
         """(argv, env) to start ``argv`` with: the program from bin_dir when set; else as PATH finds it, but where
@@ -276,15 +276,14 @@ class LocalRunner:
             return list(argv), self.env
         if self.bin_dir:
             return [os.path.join(self.bin_dir, name)] + list(argv[1:]), self.env
-        if name not in self._programs:
+        if name not in self._picks:
             found = shutil.which(name, path=self.env.get("PATH", os.defpath))
-            picked = None
-            if found and os.path.basename(os.path.realpath(found)) == PG_WRAPPER:
-                picked = pg_wrapper_pick(name, self.env)
-            self._programs[name] = (picked, dict(self.env, PGSYSCONFDIR=self.env.get("PGSYSCONFDIR", PG_SYSCONFDIR))
-                                    ) if picked else (name, self.env)
-        program, env = self._programs[name]
-        return [program] + list(argv[1:]), env
+            wrapped = found and os.path.basename(os.path.realpath(found)) == PG_WRAPPER
+            self._picks[name] = pg_wrapper_pick(name, self.env) if wrapped else None
+        picked = self._picks[name]
+        if picked is None:
+            return list(argv), self.env
+        return [picked] + list(argv[1:]), dict(self.env, PGSYSCONFDIR=self.env.get("PGSYSCONFDIR", PG_SYSCONFDIR))
 
     def has_program(self, name):
         if self.bin_dir:
