@@ -52,10 +52,12 @@ def test_a_complete_plain_dump_is_written_hashed_and_verifiable(tmp_path):
         _dump.verify_backup(storage, manifest)
 
 
-def test_a_directory_backups_files_are_read_side_by_side_and_told_in_the_manifests_order(tmp_path):
+def test_a_directory_backups_files_are_read_side_by_side_and_told_in_the_manifests_order(tmp_path, monkeypatch):
     """Each file's sha256 is taken in a thread of its own (two files read one after the other never meet at the
     barrier); what is wrong is told for the first damaged file the manifest lists, whichever was read first."""
     import threading
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # threads are no more than the CPUs: two, wherever this runs
 
     from ansible_collections.stackops.runbook.plugins.module_utils._storage import StreamDigest, tree_digest
 
