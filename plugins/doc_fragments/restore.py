@@ -18,6 +18,10 @@ options:
         where pg_restore runs (this host's temporary directory, or C(/tmp) of the container), and removed at
         the end. The file's size and sha256 are checked before anything is restored; the frames' content
         checksums and the row counts as they are restored.
+      - In that restore each table's rows are loaded frozen (C(TRUNCATE) of the empty table and C(COPY) with the
+        C(FREEZE) option, in one transaction of the scratch database), so the restored tables need no hint-bit writes and
+        no anti-wraparound vacuum later. Rows loaded through a partitioned table (C(--load-via-partition-root)),
+        of an extension's configuration table or of a foreign table are loaded as the archive says.
       - A custom archive without that layout (written before stackops.runbook 0.2.0, by pg_dump itself, or
         holding large objects) is decompressed into a temporary file beside the restore so the jobs can seek in
         it, in the same pass that checks the backup; it needs room for the manifest's C(uncompressed_size).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import re
 
 from ansible_collections.stackops.runbook.plugins.module_utils._errors import RunbookError
 
@@ -26,6 +27,11 @@ ZERO_LENGTH = b"\x00" * 5  # a zero chunk length (sign byte + 4 bytes): the end 
 # bytes of a block boundary: the end of the last block, the type and the next dump id (a sign byte + 4)
 HOLD = len(ZERO_LENGTH) + 1 + 5
 
+
+# pg_dump's statement for a table's rows (pg_dump.c dumpTableData: "COPY %s %s FROM stdin;\n", the table's
+# schema-qualified name, quoted where needed, then its column list or nothing)
+_IDENTIFIER = rb'(?:"(?:[^"]|"")*"|[^\s."]+)'
+COPY_FROM_STDIN = re.compile(rb"COPY (%s(?:\.%s)?) (.*) FROM stdin;\n" % (_IDENTIFIER, _IDENTIFIER), re.S)
 
 # pg_dump's sections (pg_backup.h teSection)
 SECTION_NONE, SECTION_PRE_DATA, SECTION_DATA, SECTION_POST_DATA = 1, 2, 3, 4
@@ -101,6 +107,9 @@ class ArchiveLayout:
         self.starts = []  # (dump id, offset) of every data block found
         self.entries = []  # the table of contents (TocEntry), once read
         self.names = {}  # dump id -> (schema, name) as bytes, of each data entry (a table's)
+        self.copies = {}  # dump id -> (start, end) of each data entry's COPY statement (length and bytes)
+        self._tables = None  # dump ids of the TABLE entries, once asked
+        self._data_of = {}  # data dump id -> the dump ids it depends on (its table's among them), once asked
 
     def feed(self, data):
         """Read ``data``, the archive's next bytes; returns the offsets at which data blocks start in the
@@ -188,8 +197,11 @@ class ArchiveLayout:
         tag = reader.string()
         desc = reader.string()
         section = reader.int()
-        for _field in range(3):  # definition, drop and copy statements
+        for _field in range(2):  # definition, drop statement
             reader.string()
+        copy_start = self._head_start + reader.pos
+        reader.string()  # copy statement
+        copy_end = self._head_start + reader.pos
         namespace = reader.string()
         for _field in range(2):  # tablespace, table AM
             reader.string()
@@ -207,10 +219,52 @@ class ArchiveLayout:
         self.entries.append(TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies))
         if had_dumper:
             self.names[dump_id] = (namespace, tag)
+            self.copies[dump_id] = (copy_start, copy_end)
             if desc != b"TABLE DATA":
                 raise _Unknown("the archive holds %s data (only table data is laid out)"
                                % desc.decode("utf-8", "replace"))
             self._expected.append(dump_id)
+
+    def loading_frozen(self, toc, dump_ids):
+        """The table of contents ``toc`` (the archive's first ``toc_end`` bytes, all fed to this reader) with the
+        rows of each data entry of ``dump_ids`` loaded frozen: its ``COPY t (...) FROM stdin;`` becomes
+        ``TRUNCATE ONLY t; COPY t (...) FROM stdin WITH (FREEZE);``. pg_restore sends an entry's COPY statement to
+        the server as one query, so both run in one transaction, which is what FREEZE needs (the table emptied
+        or made in it); the table, just made by pre-data, is empty. See ``frozen_copy`` for the entries left as
+        they are."""
+        parts, pos = [], 0
+        for dump_id in sorted(dump_ids, key=lambda dump_id: self.copies.get(dump_id, (0, 0))):
+            frozen = self.frozen_copy(dump_id, toc)
+            if frozen is None:
+                continue
+            start, end = self.copies[dump_id]
+            parts += [toc[pos:start], b"\x00" + len(frozen).to_bytes(self._int_size, "little"), frozen]
+            pos = end
+        parts.append(toc[pos:])
+        return b"".join(parts)
+
+    def frozen_copy(self, dump_id, toc):
+        """The statements that load data entry ``dump_id``'s rows frozen, or None where that is not safe or
+        not known: a statement that is not pg_dump's COPY into the entry's own table (a dump made with
+        --load-via-partition-root loads a partition's rows through its partitioned table, where FREEZE is
+        refused), or rows of a table that is not a plain table of the archive (an extension's configuration
+        table, made with rows of its own by CREATE EXTENSION; a foreign table, whose TRUNCATE would empty the
+        remote one)."""
+        if dump_id not in self.copies or not self._own_table(dump_id):
+            return None
+        start, end = self.copies[dump_id]
+        statement = toc[start + 1 + self._int_size:end]
+        match = COPY_FROM_STDIN.fullmatch(statement)
+        if not match or _unquoted(match.group(1)) != self.names[dump_id]:
+            return None
+        return b"TRUNCATE ONLY %s;\n%s WITH (FREEZE);\n" % (match.group(1), statement[:-2])
+
+    def _own_table(self, dump_id):
+        """Whether data entry ``dump_id`` holds the rows of a TABLE entry of this archive."""
+        if self._tables is None:
+            self._tables = {entry.dump_id for entry in self.entries if entry.desc == "TABLE"}
+            self._data_of = {entry.dump_id: entry.dependencies for entry in self.entries if entry.dump_id in self.copies}
+        return any(dependency in self._tables for dependency in self._data_of.get(dump_id, ()))
 
     def _find_blocks(self, data):
         """Block starts in ``data`` (after ``_tail``, the previous bytes' last ``HOLD``)."""
@@ -226,6 +280,14 @@ class ArchiveLayout:
             pos = found + len(ZERO_LENGTH)
         self.total += len(data)
         self._tail = window[-HOLD:]
+
+
+def _unquoted(name):
+    """(schema, name) of a schema-qualified name as pg_dump writes it (each part quoted where needed); a name
+    with no schema gives (None, name)."""
+    parts = [part[1:-1].replace(b'""', b'"') if part.startswith(b'"') else part
+             for part in re.findall(_IDENTIFIER, name)]
+    return tuple(parts) if len(parts) == 2 else (None, parts[0])
 
 
 # A frame ends at a data block only once it holds this much: small tables share a frame, so an archive of

@@ -406,6 +406,31 @@ def test_a_framed_restore_counts_each_tables_rows_as_it_is_in_and_returns_them_a
     assert how["row_counts"]["public.Café"] == 5
 
 
+def test_a_framed_restore_loads_every_tables_rows_frozen(host_pg, tmp_path):
+    """Each table's rows are loaded with COPY FREEZE after a TRUNCATE in the same transaction: every page of
+    the restored tables is all-frozen from the start (no hint bits for the first reader to set, nothing for
+    a vacuum to freeze), partitions and names that need quoting included, and the rows are the source's."""
+    make_shop(host_pg, tmp_path)
+    script = tmp_path / "odd.sql"
+    script.write_text(ODD_NAMES)
+    host_pg.psql_file("shop", str(script))
+    made = run_module("pg_backup", dict(host_pg.connection(), database="shop", dest=str(tmp_path / "backups")))
+    assert not made.get("failed"), made.get("msg")
+    host_pg.psql("postgres", "DROP DATABASE IF EXISTS shop_frozen")
+    result = run_module("pg_restore", dict(host_pg.connection(), backup=made["path"], target_database="shop_frozen",
+                                           jobs=2))
+    assert not result.get("failed"), result.get("msg")
+    assert result["jobs"] == 2 and result["differences"] == {}
+    host_pg.psql("shop_frozen", "CREATE EXTENSION pg_visibility")
+    pages = json.loads(host_pg.psql("shop_frozen", """
+        SELECT json_object_agg(c.oid::regclass::text, (SELECT bool_and(all_frozen) FROM pg_visibility_map(c.oid)))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND pg_relation_size(c.oid) > 0"""))
+    assert len(pages) >= 45 and {'"Odd ""schema"""."it\'s a table"', '"Café"', "events_2025", "orders"} <= set(pages)
+    assert [table for table, frozen in pages.items() if not frozen] == []
+    assert exact_counts(host_pg.psql, "shop_frozen") == exact_counts(host_pg.psql, "shop")
+
+
 def test_a_row_counter_counts_the_tables_it_is_given_then_every_other_one(host_pg, tmp_path):
     from ansible_collections.stackops.runbook.plugins.module_utils._restore import RowCounter
     from ansible_collections.stackops.runbook.plugins.module_utils._runner import LocalRunner

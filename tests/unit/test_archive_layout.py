@@ -40,24 +40,30 @@ def pg_str(text):
     return pg_int(len(data)) + data
 
 
-def entry(dump_id, desc, section, dependencies=(), had_dumper=0, version=(1, 14)):
-    return (pg_int(dump_id) + pg_int(had_dumper) + pg_str("0") + pg_str("0") + pg_str("t%d" % dump_id) + pg_str(desc)
-            + pg_int(section) + pg_str("CREATE ...;") + pg_str("") + pg_str("COPY ... FROM stdin;\n") + pg_str("public")
+def entry(dump_id, desc, section, dependencies=(), had_dumper=0, version=(1, 14), tag=None, namespace="public",
+          copy="COPY ... FROM stdin;\n"):
+    return (pg_int(dump_id) + pg_int(had_dumper) + pg_str("0") + pg_str("0") + pg_str(tag or "t%d" % dump_id)
+            + pg_str(desc) + pg_int(section) + pg_str("CREATE ...;") + pg_str("") + pg_str(copy) + pg_str(namespace)
             + pg_str(None) + pg_str("heap") + (pg_int(114) if version >= (1, 16) else b"") + pg_str("app")
             + pg_str("false") + b"".join(pg_str(str(d)) for d in dependencies) + pg_str(None) + b"\x01" + bytes(8))
+
+
+def head(version=(1, 14)):
+    """An archive's header, up to the number of entries of its table of contents."""
+    data = b"PGDMP" + bytes([version[0], version[1], 0, 4, 8, 1])
+    data += b"\x00" if version >= (1, 15) else pg_int(0)
+    return data + b"".join(pg_int(v) for v in (1, 2, 3, 28, 10, 126, 0)) + pg_str("app") + pg_str("15.18") + pg_str(
+        "15.18")
 
 
 def archive(tables, version=(1, 14), blobs=False):
     """(bytes, toc_end, [(dump id, block start)]): a custom archive of ``tables`` ([rows] each; a row is one
     chunk, as pg_dump -Z0 writes them), table data ids 256 + n (an id with a zero byte)."""
-    head = b"PGDMP" + bytes([version[0], version[1], 0, 4, 8, 1])
-    head += b"\x00" if version >= (1, 15) else pg_int(0)
-    head += b"".join(pg_int(v) for v in (1, 2, 3, 28, 10, 126, 0)) + pg_str("app") + pg_str("15.18") + pg_str("15.18")
     toc = [entry(100 + n, "TABLE", 2, version=version) for n in range(len(tables))]
     toc += [entry(256 + n, "TABLE DATA", 3, [100 + n], had_dumper=1, version=version) for n in range(len(tables))]
     if blobs:
         toc.append(entry(999, "BLOBS", 3, had_dumper=1, version=version))
-    data, blocks = head + pg_int(len(toc)) + b"".join(toc), []
+    data, blocks = head(version) + pg_int(len(toc)) + b"".join(toc), []
     toc_end = len(data)
     for n, rows in enumerate(tables):
         blocks.append((256 + n, len(data)))
@@ -115,6 +121,58 @@ def test_an_archive_it_cannot_lay_out_is_given_up_with_the_reason(data, reason):
     layout.feed(data)
     assert layout.finish() is None
     assert reason in layout.failed
+
+
+def copy_statements(toc):
+    """{data dump id: its COPY statement} of a table of contents, read by ArchiveLayout."""
+    layout = ArchiveLayout()
+    layout.feed(toc)
+    assert layout.toc_end == len(toc) and not layout.failed
+    return {dump_id: toc[start + 5:end].decode() for dump_id, (start, end) in layout.copies.items()}, layout
+
+
+@pytest.mark.parametrize("version", [(1, 14), (1, 16)])
+def test_the_rows_of_the_tables_a_job_loads_are_loaded_frozen_and_nothing_else_changes(version):
+    odd = '"Odd ""schema"""."it\'s a table"'
+    toc = head(version) + pg_int(11) + b"".join([
+        entry(100, "TABLE", 2, tag="users", version=version),
+        entry(101, "TABLE", 2, tag="it's a table", namespace='Odd "schema"', version=version),
+        entry(102, "TABLE", 2, tag="events_2025", version=version),
+        entry(103, "TABLE", 2, tag="nothing", version=version),
+        entry(104, "EXTENSION", 1, tag="postgis", version=version),
+        entry(105, "FOREIGN TABLE", 2, tag="remote", version=version),
+        entry(256, "TABLE DATA", 3, [100], 1, version, "users", copy="COPY public.users (id, email) FROM stdin;\n"),
+        entry(257, "TABLE DATA", 3, [101], 1, version, "it's a table", 'Odd "schema"',
+              copy="COPY %s (id, v) FROM stdin;\n" % odd),
+        # a dump made with --load-via-partition-root loads a partition through its partitioned table
+        entry(258, "TABLE DATA", 3, [102], 1, version, "events_2025", copy="COPY public.events (id) FROM stdin;\n"),
+        # an extension's configuration table (CREATE EXTENSION made it, with rows) and a foreign table
+        entry(259, "TABLE DATA", 3, [104], 1, version, "spatial_ref_sys", copy="COPY public.spatial_ref_sys (srid) "
+              "FROM stdin;\n"),
+        entry(260, "TABLE DATA", 3, [105], 1, version, "remote", copy="COPY public.remote (id) FROM stdin;\n"),
+    ])
+    before, layout = copy_statements(toc)
+    after, again = copy_statements(layout.loading_frozen(toc, [257, 256, 258, 259, 260]))
+    assert after[256] == "TRUNCATE ONLY public.users;\nCOPY public.users (id, email) FROM stdin WITH (FREEZE);\n"
+    assert after[257] == "TRUNCATE ONLY %s;\nCOPY %s (id, v) FROM stdin WITH (FREEZE);\n" % (odd, odd)
+    assert [after[dump_id] for dump_id in (258, 259, 260)] == [before[dump_id] for dump_id in (258, 259, 260)]
+    # every entry is read as before: only the statements of the tables asked for changed
+    assert again.entries == layout.entries and again.names == layout.names
+    assert layout.loading_frozen(toc, [257]).count(b"FREEZE") == 1 and layout.loading_frozen(toc, []) == toc
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY public.users (id) FROM stdin;",  # no newline: not pg_dump's
+    "INSERT INTO public.users VALUES (1);\n",
+    "COPY public.users (id) FROM stdin WITH (FORMAT binary);\n",
+    "COPY other.users (id) FROM stdin;\n",
+    "",
+])
+def test_a_copy_statement_that_is_not_pg_dumps_into_the_entrys_own_table_is_left_as_it_is(statement):
+    toc = head() + pg_int(2) + entry(100, "TABLE", 2, tag="users") + entry(
+        256, "TABLE DATA", 3, [100], 1, tag="users", copy=statement)
+    _statements, layout = copy_statements(toc)
+    assert layout.loading_frozen(toc, [256]) == toc
 
 
 def frames_of(tables, compression, how="whole"):
