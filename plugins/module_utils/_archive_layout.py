@@ -106,10 +106,9 @@ class ArchiveLayout:
         self.total = 0  # bytes fed so far
         self.starts = []  # (dump id, offset) of every data block found
         self.entries = []  # the table of contents (TocEntry), once read
+        self.by_id = {}  # dump id -> its TocEntry
         self.names = {}  # dump id -> (schema, name) as bytes, of each data entry (a table's)
         self.copies = {}  # dump id -> (start, end) of each data entry's COPY statement (length and bytes)
-        self._tables = None  # dump ids of the TABLE entries, once asked
-        self._data_of = {}  # data dump id -> the dump ids it depends on (its table's among them), once asked
 
     def feed(self, data):
         """Read ``data``, the archive's next bytes; returns the offsets at which data blocks start in the
@@ -216,7 +215,9 @@ class ArchiveLayout:
                 break
             dependencies.append(int(dependency))
         reader.skip(1 + self._off_size)  # the data offset: not set when written to a pipe
-        self.entries.append(TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies))
+        entry = TocEntry(dump_id, desc.decode("utf-8", "replace"), section, dependencies)
+        self.entries.append(entry)
+        self.by_id[dump_id] = entry
         if had_dumper:
             self.names[dump_id] = (namespace, tag)
             self.copies[dump_id] = (copy_start, copy_end)
@@ -238,7 +239,7 @@ class ArchiveLayout:
             if frozen is None:
                 continue
             start, end = self.copies[dump_id]
-            parts += [toc[pos:start], b"\x00" + len(frozen).to_bytes(self._int_size, "little"), frozen]
+            parts += [toc[pos:start], self._int_bytes(len(frozen)), frozen]
             pos = end
         parts.append(toc[pos:])
         return b"".join(parts)
@@ -250,7 +251,7 @@ class ArchiveLayout:
         refused), or rows of a table that is not a plain table of the archive (an extension's configuration
         table, made with rows of its own by CREATE EXTENSION; a foreign table, whose TRUNCATE would empty the
         remote one)."""
-        if dump_id not in self.copies or not self._own_table(dump_id):
+        if dump_id not in self.copies or not tables_of(self.by_id, dump_id):
             return None
         start, end = self.copies[dump_id]
         statement = toc[start + 1 + self._int_size:end]
@@ -259,12 +260,9 @@ class ArchiveLayout:
             return None
         return b"TRUNCATE ONLY %s;\n%s WITH (FREEZE);\n" % (match.group(1), statement[:-2])
 
-    def _own_table(self, dump_id):
-        """Whether data entry ``dump_id`` holds the rows of a TABLE entry of this archive."""
-        if self._tables is None:
-            self._tables = {entry.dump_id for entry in self.entries if entry.desc == "TABLE"}
-            self._data_of = {entry.dump_id: entry.dependencies for entry in self.entries if entry.dump_id in self.copies}
-        return any(dependency in self._tables for dependency in self._data_of.get(dump_id, ()))
+    def _int_bytes(self, value):
+        """``value`` (0 or more) as the archive writes an int: a sign byte, then ``int_size`` bytes."""
+        return b"\x00" + value.to_bytes(self._int_size, "little")
 
     def _find_blocks(self, data):
         """Block starts in ``data`` (after ``_tail``, the previous bytes' last ``HOLD``)."""
@@ -272,7 +270,7 @@ class ArchiveLayout:
         base = self.total - len(self._tail)
         pos = 0
         while self._expected:
-            marker = ZERO_LENGTH + b"\x01" + b"\x00" + self._expected[0].to_bytes(self._int_size, "little")
+            marker = ZERO_LENGTH + b"\x01" + self._int_bytes(self._expected[0])
             found = window.find(marker, pos)
             if found < 0:
                 break
@@ -280,6 +278,14 @@ class ArchiveLayout:
             pos = found + len(ZERO_LENGTH)
         self.total += len(data)
         self._tail = window[-HOLD:]
+
+
+def tables_of(entries, dump_id):
+    """The dump ids of the TABLE entries that entry ``dump_id`` depends on: for a data entry, the table whose
+    rows it holds (none for an extension's configuration table or a foreign table). ``entries``: {dump id:
+    TocEntry}."""
+    entry = entries.get(dump_id)
+    return [table for table in entry.dependencies if table in entries and entries[table].desc == "TABLE"] if entry else []
 
 
 def _unquoted(name):

@@ -30,6 +30,7 @@ from ansible_collections.stackops.runbook.plugins.module_utils._archive_layout i
     SECTION_PRE_DATA,
     ArchiveLayout,
     frame_ranges,
+    tables_of,
 )
 from ansible_collections.stackops.runbook.plugins.module_utils._compression import (
     decompressed_chunks,
@@ -308,8 +309,7 @@ class FramedRestore:
         return ready
 
     def _tables(self, unit):
-        return {table for frame in unit for dump_id in frame["ids"] for table in self.entries[dump_id].dependencies
-                if table in self.entries and self.entries[table].desc == "TABLE"}
+        return {table for frame in unit for dump_id in frame["ids"] for table in tables_of(self.entries, dump_id)}
 
     def put_list(self, name, lines):
         return self.scratch.put(name, [("\n".join(lines) + "\n").encode()])
@@ -320,7 +320,7 @@ class FramedRestore:
         self._order = {entry.dump_id: number for number, entry in enumerate(reader.entries)}
         names = ((dump_id, _text_name(pair)) for dump_id, pair in reader.names.items())
         self._names = {dump_id: name for dump_id, name in names if name}
-        return {entry.dump_id: entry for entry in reader.entries}
+        return reader.by_id
 
     def pieces(self, frame, buffer):
         """The decompressed bytes of one frame, read from the stored file into ``buffer`` (see
@@ -476,9 +476,8 @@ def table_data_sizes(manifest, entries):
     ends = [start for _dump_id, start in blocks[1:]] + [manifest["uncompressed_size"]]
     sizes = {}
     for (data_id, start), end in zip(blocks, ends):
-        for table in entries[data_id].dependencies if data_id in entries else ():
-            if table in entries and entries[table].desc == "TABLE":
-                sizes[table] = sizes.get(table, 0) + end - start
+        for table in tables_of(entries, data_id):
+            sizes[table] = sizes.get(table, 0) + end - start
     return sizes
 
 
